@@ -1,0 +1,1 @@
+//! Node-role leakage detector (work in progress).

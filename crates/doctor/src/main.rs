@@ -1,0 +1,2 @@
+//! `pod-identity-doctor` command line (work in progress).
+fn main() {}

@@ -1,0 +1,1 @@
+//! EKS Pod Identity credential provider (work in progress).

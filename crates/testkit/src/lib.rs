@@ -1,0 +1,1 @@
+//! Test doubles for EKS Pod Identity (work in progress).

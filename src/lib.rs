@@ -1,0 +1,2 @@
+//! eks-pod-identity facade (work in progress).
+pub use eks_pod_identity_provider::*;
