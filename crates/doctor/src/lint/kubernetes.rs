@@ -1,0 +1,294 @@
+//! Kubernetes YAML: multi-document files parsed with `serde_yaml`, turned into
+//! [`Workload`]s.
+//!
+//! A file is split at `---` document markers first so that each document's text
+//! (and its first line) is known; each document is then parsed with
+//! `serde_yaml` on its own, which gives exact parse-error lines and lets
+//! [`YamlLines`] find the line of `hostNetwork` or of an env var inside it.
+//! Documents without `kind` (non-Kubernetes YAML) are ignored.
+
+use serde_json::Value;
+
+use super::lines::YamlLines;
+use super::workload::{Container, EnvSource, EnvVar, ServiceAccount, Workload};
+use super::LintError;
+
+/// One parsed YAML document.
+#[derive(Debug)]
+pub(crate) struct YamlDoc {
+    pub(crate) value: Value,
+    pub(crate) text: String,
+    pub(crate) first_line: u32,
+}
+
+/// A parsed YAML file.
+#[derive(Debug)]
+pub(crate) struct YamlFile {
+    pub(crate) path: String,
+    pub(crate) docs: Vec<YamlDoc>,
+}
+
+/// Parses every document of `src`.
+pub(crate) fn parse(path: &str, src: &str) -> Result<YamlFile, LintError> {
+    let mut docs = Vec::new();
+    for (text, first_line) in split_documents(src) {
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(&text).map_err(|e| LintError::Yaml {
+                path: path.to_owned(),
+                line: e.location().map(|l| l.line() as u32 + first_line - 1),
+                message: e.to_string(),
+            })?;
+        if value.is_null() {
+            continue;
+        }
+        docs.push(YamlDoc {
+            value: yaml_to_json(value),
+            text,
+            first_line,
+        });
+    }
+    Ok(YamlFile {
+        path: path.to_owned(),
+        docs,
+    })
+}
+
+/// Splits at lines that start a document (`---`), keeping each document's first line number.
+fn split_documents(src: &str) -> Vec<(String, u32)> {
+    let mut out: Vec<(String, u32)> = Vec::new();
+    let mut current = String::new();
+    let mut start = 1u32;
+    for (i, line) in src.split_inclusive('\n').enumerate() {
+        let l = line.trim_end_matches(['\n', '\r']);
+        let is_marker = l == "---" || l.starts_with("--- ") || l.starts_with("---\t");
+        if is_marker {
+            if has_content(&current) {
+                out.push((std::mem::take(&mut current), start));
+            }
+            current.clear();
+            start = i as u32 + 1;
+        } else if current.is_empty() {
+            start = i as u32 + 1;
+        }
+        current.push_str(line);
+    }
+    if has_content(&current) {
+        out.push((current, start));
+    }
+    out
+}
+
+fn has_content(text: &str) -> bool {
+    text.lines().any(|l| {
+        let t = l.trim();
+        !(t.is_empty() || t.starts_with('#') || t == "---" || t == "...")
+    })
+}
+
+/// Converts a YAML value to JSON (non-string keys are stringified, tags dropped).
+fn yaml_to_json(v: serde_yaml::Value) -> Value {
+    use serde_yaml::Value as Y;
+    match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => serde_json::to_value(&n).unwrap_or(Value::Null),
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
+        Y::Mapping(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Y::String(s) => s,
+                        other => serde_yaml::to_string(&other)
+                            .unwrap_or_default()
+                            .trim()
+                            .to_owned(),
+                    };
+                    (key, yaml_to_json(v))
+                })
+                .collect(),
+        ),
+        Y::Tagged(t) => yaml_to_json(t.value),
+    }
+}
+
+/// Where lines come from when building workloads out of a JSON-shaped object.
+pub(crate) enum LineSource<'a> {
+    /// A YAML document: look keys up in its text.
+    Yaml(YamlLines<'a>),
+    /// Everything is reported at one line (e.g. a Terraform `kubernetes_manifest`).
+    Fixed(u32),
+}
+
+impl LineSource<'_> {
+    fn key(&mut self, key: &str) -> u32 {
+        match self {
+            LineSource::Yaml(l) => l.next_key(key),
+            LineSource::Fixed(n) => *n,
+        }
+    }
+    fn name(&mut self, name: &str) -> u32 {
+        match self {
+            LineSource::Yaml(l) => l.next_name(name),
+            LineSource::Fixed(n) => *n,
+        }
+    }
+}
+
+/// The workloads of every document of a YAML file.
+pub(crate) fn workloads(file: &YamlFile) -> Vec<Workload> {
+    let mut out = Vec::new();
+    for doc in &file.docs {
+        let mut lines = LineSource::Yaml(YamlLines::new(&doc.text, doc.first_line));
+        workloads_of_object(&doc.value, &file.path, &mut lines, &mut out);
+    }
+    out
+}
+
+/// Path from an object's root to its pod spec, by kind.
+fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "Pod" => &["spec"],
+        "Deployment"
+        | "DaemonSet"
+        | "StatefulSet"
+        | "ReplicaSet"
+        | "ReplicationController"
+        | "Job" => &["spec", "template", "spec"],
+        "PodTemplate" => &["template", "spec"],
+        "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
+        _ => return None,
+    })
+}
+
+/// Appends the workloads found in one Kubernetes object (recursing into `List`s).
+pub(crate) fn workloads_of_object(
+    obj: &Value,
+    path: &str,
+    lines: &mut LineSource<'_>,
+    out: &mut Vec<Workload>,
+) {
+    let Some(kind) = obj.get("kind").and_then(Value::as_str) else {
+        return;
+    };
+    // Consume this object's `kind:` line so List items line up with theirs.
+    lines.key("kind");
+    if kind.ends_with("List") {
+        if let Some(items) = obj.get("items").and_then(Value::as_array) {
+            for item in items {
+                workloads_of_object(item, path, lines, out);
+            }
+        }
+        return;
+    }
+    let Some(spec_path) = pod_spec_path(kind) else {
+        return;
+    };
+    let Some(spec) = spec_path.iter().try_fold(obj, |v, k| v.get(*k)) else {
+        return;
+    };
+    let metadata = obj.get("metadata");
+    let name = metadata
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>");
+    let namespace = metadata
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_owned();
+    let service_account = spec
+        .get("serviceAccountName")
+        .or_else(|| spec.get("serviceAccount"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && *s != "default")
+        .map_or(ServiceAccount::Default, |s| {
+            ServiceAccount::Named(s.to_owned())
+        });
+    let host_network = match spec.get("hostNetwork") {
+        Some(Value::Bool(true)) => Some(lines.key("hostNetwork")),
+        Some(Value::String(s)) if s == "true" => Some(lines.key("hostNetwork")),
+        _ => None,
+    };
+    let mut containers = Vec::new();
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for c in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let cname = c.get("name").and_then(Value::as_str).unwrap_or("<unnamed>");
+            let env = c
+                .get("env")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.get("name")?.as_str()?.to_owned();
+                    let source = if e.get("valueFrom").is_some() {
+                        EnvSource::Reference
+                    } else if e
+                        .get("value")
+                        .is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
+                    {
+                        EnvSource::Literal
+                    } else {
+                        EnvSource::Empty
+                    };
+                    let line = lines.name(&name);
+                    Some(EnvVar { name, source, line })
+                })
+                .collect();
+            containers.push(Container {
+                name: cname.to_owned(),
+                env,
+            });
+        }
+    }
+    out.push(Workload {
+        describe: format!("{kind} {namespace}/{name}"),
+        path: path.to_owned(),
+        namespace: Some(namespace),
+        service_account,
+        host_network,
+        containers,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_split_with_their_lines() {
+        let src = "# c\n---\na: 1\n---\n---\nb: 2\n...\n";
+        let docs = split_documents(src);
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].1, 2);
+        assert_eq!(docs[1].1, 5);
+        let file = parse("x.yaml", src).unwrap();
+        assert_eq!(file.docs.len(), 2);
+        assert_eq!(file.docs[1].value["b"], 2);
+    }
+
+    #[test]
+    fn parse_errors_name_the_file_line() {
+        let err = parse("bad.yaml", "a: 1\n---\nb: [1,\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("bad.yaml:"), "{msg}");
+    }
+
+    #[test]
+    fn workloads_come_from_every_kind() {
+        let src = "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: c\n  namespace: n\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          hostNetwork: true\n          serviceAccountName: sa\n          containers:\n          - name: x\n            env:\n            - name: AWS_SECRET_ACCESS_KEY\n              valueFrom:\n                secretKeyRef: {name: s, key: k}\n";
+        let file = parse("c.yaml", src).unwrap();
+        let w = workloads(&file);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].describe, "CronJob n/c");
+        assert_eq!(w[0].host_network, Some(11));
+        assert_eq!(w[0].service_account, ServiceAccount::Named("sa".into()));
+        assert_eq!(w[0].containers[0].env[0].source, EnvSource::Reference);
+        assert_eq!(w[0].containers[0].env[0].line, 16);
+    }
+}

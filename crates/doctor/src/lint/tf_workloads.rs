@@ -1,0 +1,116 @@
+//! Kubernetes workloads declared with the Terraform `kubernetes` provider
+//! (`kubernetes_pod`, `kubernetes_deployment`, ... and their `_v1` names, and
+//! `kubernetes_manifest`), turned into [`Workload`]s for the `EPI-K8S-*` rules.
+
+use hcl::edit::structure::Body;
+
+use super::hcl_value::{
+    attr, attr_str, block, block_path, literal_bool, literal_str, source_text, to_json,
+};
+use super::kubernetes::{workloads_of_object, LineSource};
+use super::terraform::Item;
+use super::workload::{Container, EnvSource, EnvVar, ServiceAccount, Workload};
+
+/// Nested block path from the resource body to the pod spec, by resource type.
+fn pod_spec_path(rtype: &str) -> Option<&'static [&'static str]> {
+    let base = rtype.strip_suffix("_v1").unwrap_or(rtype);
+    Some(match base {
+        "kubernetes_pod" => &["spec"],
+        "kubernetes_deployment"
+        | "kubernetes_daemonset"
+        | "kubernetes_daemon_set"
+        | "kubernetes_stateful_set"
+        | "kubernetes_replication_controller"
+        | "kubernetes_job" => &["spec", "template", "spec"],
+        "kubernetes_cron_job" => &["spec", "job_template", "spec", "template", "spec"],
+        _ => return None,
+    })
+}
+
+/// The workloads a resource declares (none for unrelated resources).
+pub(crate) fn workloads(item: &Item<'_>) -> Vec<Workload> {
+    let mut out = Vec::new();
+    if item.rtype == "kubernetes_manifest" {
+        if let Some(manifest) = attr(item.body(), "manifest") {
+            let line = item.line(manifest);
+            let obj = to_json(&manifest.value, item.src());
+            workloads_of_object(
+                &obj,
+                &item.file.path,
+                &mut LineSource::Fixed(line),
+                &mut out,
+            );
+            for w in &mut out {
+                w.describe = format!("{} ({})", item.address(), w.describe);
+            }
+        }
+        return out;
+    }
+    let Some(path) = pod_spec_path(item.rtype) else {
+        return out;
+    };
+    let Some(spec) = block_path(item.body(), path) else {
+        return out;
+    };
+    out.push(pod_spec(item, &spec.body));
+    out
+}
+
+fn pod_spec(item: &Item<'_>, spec: &Body) -> Workload {
+    let src = item.src();
+    let namespace = match block(item.body(), "metadata").and_then(|m| attr(&m.body, "namespace")) {
+        None => Some("default".to_owned()),
+        Some(a) => literal_str(&a.value),
+    };
+    let service_account = match attr(spec, "service_account_name") {
+        None => ServiceAccount::Default,
+        Some(a) => match literal_str(&a.value) {
+            Some(s) if s.is_empty() || s == "default" => ServiceAccount::Default,
+            Some(s) => ServiceAccount::Named(s),
+            None => ServiceAccount::Expression(source_text(&a.value, src).to_owned()),
+        },
+    };
+    let host_network = attr(spec, "host_network")
+        .filter(|a| literal_bool(&a.value) == Some(true))
+        .map(|a| item.line(a));
+    let mut containers = Vec::new();
+    for kind in ["init_container", "container"] {
+        for c in spec.get_blocks(kind) {
+            let env = c
+                .body
+                .get_blocks("env")
+                .filter_map(|e| {
+                    let name = attr_str(&e.body, "name")?;
+                    let source = if block(&e.body, "value_from").is_some() {
+                        EnvSource::Reference
+                    } else {
+                        match attr(&e.body, "value") {
+                            // A reference (var.x) is still a static key in the pod spec.
+                            Some(v) if literal_str(&v.value).is_none_or(|s| !s.is_empty()) => {
+                                EnvSource::Literal
+                            }
+                            _ => EnvSource::Empty,
+                        }
+                    };
+                    Some(EnvVar {
+                        name,
+                        source,
+                        line: item.line(e),
+                    })
+                })
+                .collect();
+            containers.push(Container {
+                name: attr_str(&c.body, "name").unwrap_or_else(|| "<unnamed>".to_owned()),
+                env,
+            });
+        }
+    }
+    Workload {
+        describe: item.address(),
+        path: item.file.path.clone(),
+        namespace,
+        service_account,
+        host_network,
+        containers,
+    }
+}

@@ -1,0 +1,220 @@
+//! Kubernetes workloads (from YAML or `kubernetes_*` Terraform resources) and
+//! the `EPI-K8S-*` rules that judge their pod specs.
+
+use crate::report::{Finding, Location, Report, Severity};
+use crate::rules;
+
+/// Environment variables holding static AWS credentials.
+pub(crate) const AWS_KEY_VARS: [&str; 3] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
+/// The service account a pod runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ServiceAccount {
+    /// Not set: the namespace's `default` account.
+    Default,
+    /// A literal name.
+    Named(String),
+    /// A Terraform expression naming one (e.g. `kubernetes_service_account.app.metadata[0].name`).
+    Expression(String),
+}
+
+/// Where an env var's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EnvSource {
+    /// A non-empty literal `value`.
+    Literal,
+    /// `valueFrom` (Secret, ConfigMap, field ref).
+    Reference,
+    /// Empty or absent value.
+    Empty,
+}
+
+/// One env var of a container.
+#[derive(Debug, Clone)]
+pub(crate) struct EnvVar {
+    pub(crate) name: String,
+    pub(crate) source: EnvSource,
+    pub(crate) line: u32,
+}
+
+/// A container (or init container) and its env.
+#[derive(Debug, Clone)]
+pub(crate) struct Container {
+    pub(crate) name: String,
+    pub(crate) env: Vec<EnvVar>,
+}
+
+/// A pod template, wherever it was declared.
+#[derive(Debug, Clone)]
+pub(crate) struct Workload {
+    /// Human description, e.g. `Deployment my-app-namespace/s3-reader`.
+    pub(crate) describe: String,
+    pub(crate) path: String,
+    /// Literal namespace, if known (`default` when unset in YAML).
+    pub(crate) namespace: Option<String>,
+    pub(crate) service_account: ServiceAccount,
+    /// `Some(line)` when `hostNetwork` is true.
+    pub(crate) host_network: Option<u32>,
+    pub(crate) containers: Vec<Container>,
+}
+
+/// A `(namespace, service_account)` pair that has a pod identity association.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AssociatedAccount {
+    pub(crate) namespace: String,
+    pub(crate) service_account: String,
+}
+
+/// Applies the `EPI-K8S-*` rules to `w`.
+pub(crate) fn check(w: &Workload, associations: &[AssociatedAccount], report: &mut Report) {
+    if let Some(line) = w.host_network {
+        let sa_name = match &w.service_account {
+            ServiceAccount::Default => Some("default"),
+            ServiceAccount::Named(n) => Some(n.as_str()),
+            ServiceAccount::Expression(_) => None,
+        };
+        let associated = match (&w.namespace, sa_name) {
+            (Some(ns), Some(sa)) => associations
+                .iter()
+                .any(|a| &a.namespace == ns && a.service_account == sa),
+            _ => false,
+        };
+        let (severity, why) = match (&w.service_account, associated) {
+            (_, true) => (
+                Severity::High,
+                format!(
+                    "its service account {}/{} has a pod identity association",
+                    w.namespace.as_deref().unwrap_or("?"),
+                    sa_name.unwrap_or("?")
+                ),
+            ),
+            (ServiceAccount::Named(n), false) => {
+                (Severity::High, format!("it runs as service account `{n}`"))
+            }
+            (ServiceAccount::Expression(e), false) => {
+                (Severity::High, format!("it runs as service account `{e}`"))
+            }
+            (ServiceAccount::Default, false) => (
+                Severity::Medium,
+                "it runs as the default service account".to_owned(),
+            ),
+        };
+        report.push(
+            Finding::new(
+                &rules::HOST_NETWORK,
+                format!(
+                    "{} sets hostNetwork: true; {why}, yet IMDS answers it as the node",
+                    w.describe
+                ),
+                Location::file(&w.path, line),
+            )
+            .with_severity(severity),
+        );
+    }
+
+    for container in &w.containers {
+        for (source, rule) in [
+            (EnvSource::Literal, &rules::STATIC_AWS_KEYS),
+            (EnvSource::Reference, &rules::AWS_KEYS_FROM_REF),
+        ] {
+            let vars: Vec<&EnvVar> = container
+                .env
+                .iter()
+                .filter(|v| v.source == source && AWS_KEY_VARS.contains(&v.name.as_str()))
+                .collect();
+            let Some(first) = vars.first() else {
+                continue;
+            };
+            let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+            let how = match source {
+                EnvSource::Literal => "literal values (not shown)",
+                _ => "valueFrom references",
+            };
+            report.push(Finding::new(
+                rule,
+                format!(
+                    "container `{}` of {} sets {} from {how}",
+                    container.name,
+                    w.describe,
+                    names.join(", ")
+                ),
+                Location::file(&w.path, first.line),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Command;
+
+    fn workload(sa: ServiceAccount, host: bool) -> Workload {
+        Workload {
+            describe: "Pod ns/p".into(),
+            path: "p.yaml".into(),
+            namespace: Some("ns".into()),
+            service_account: sa,
+            host_network: host.then_some(3),
+            containers: vec![Container {
+                name: "c".into(),
+                env: vec![
+                    EnvVar {
+                        name: "AWS_ACCESS_KEY_ID".into(),
+                        source: EnvSource::Literal,
+                        line: 7,
+                    },
+                    EnvVar {
+                        name: "AWS_REGION".into(),
+                        source: EnvSource::Literal,
+                        line: 8,
+                    },
+                    EnvVar {
+                        name: "AWS_SECRET_ACCESS_KEY".into(),
+                        source: EnvSource::Empty,
+                        line: 9,
+                    },
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn host_network_severity_depends_on_service_account() {
+        let assoc = [AssociatedAccount {
+            namespace: "ns".into(),
+            service_account: "default".into(),
+        }];
+        for (sa, associations, expected) in [
+            (ServiceAccount::Default, &[][..], Severity::Medium),
+            (ServiceAccount::Default, &assoc[..], Severity::High),
+            (ServiceAccount::Named("app".into()), &[][..], Severity::High),
+        ] {
+            let mut r = Report::new(Command::Lint);
+            check(&workload(sa, true), associations, &mut r);
+            let f: Vec<_> = r
+                .findings()
+                .iter()
+                .filter(|f| f.rule_id == "EPI-K8S-001")
+                .collect();
+            assert_eq!(f.len(), 1);
+            assert_eq!(f[0].severity, expected);
+        }
+    }
+
+    #[test]
+    fn only_literal_key_values_are_static_keys() {
+        let mut r = Report::new(Command::Lint);
+        check(&workload(ServiceAccount::Default, false), &[], &mut r);
+        assert_eq!(r.findings().len(), 1);
+        let f = &r.findings()[0];
+        assert_eq!(f.rule_id, "EPI-K8S-002");
+        assert_eq!(f.location, Location::file("p.yaml", 7));
+        assert!(f.evidence.contains("AWS_ACCESS_KEY_ID"));
+        assert!(!f.evidence.contains("AWS_SECRET_ACCESS_KEY"));
+    }
+}

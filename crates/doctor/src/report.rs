@@ -1,0 +1,428 @@
+//! The report model shared by every `pod-identity-doctor` subcommand.
+//!
+//! A [`Report`] is a list of [`Finding`]s plus the list of things that were
+//! examined. Each finding carries a stable rule id (see [`crate::rules`]), a
+//! [`Severity`], a [`Category`], a short title, the evidence that triggered it,
+//! the fix, and a [`Location`]: a `file:line` for the static lint, a probe name
+//! (and target) for runtime checks.
+//!
+//! The report does not know the failure threshold: the caller picks one
+//! (`--fail-on`, default [`Severity::High`]) and asks for the [`Verdict`] and the
+//! [`ExitStatus`] at that threshold, so the same report can be judged by
+//! different policies.
+//!
+//! ```
+//! use eks_pod_identity_doctor::report::{Command, ExitStatus, Finding, Location, Report, Severity, Verdict};
+//! use eks_pod_identity_doctor::rules;
+//!
+//! let mut report = Report::new(Command::Lint);
+//! report.add_scanned("main.tf");
+//! report.push(Finding::new(
+//!     &rules::LT_HOP_LIMIT_TOO_HIGH,
+//!     "http_put_response_hop_limit = 2",
+//!     Location::file("main.tf", 60),
+//! ));
+//! assert_eq!(report.verdict(Severity::High), Verdict::LeaksNodeRole);
+//! assert_eq!(report.exit_status(Severity::High), ExitStatus::Findings);
+//! assert_eq!(report.exit_status(Severity::Critical), ExitStatus::Clean);
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::Rule;
+
+/// How bad a finding is. Ordered: `Info < Low < Medium < High < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; never a problem on its own.
+    Info,
+    /// Hardening opportunity (defence in depth).
+    Low,
+    /// Likely problem, or a setting whose effective value cannot be known statically.
+    Medium,
+    /// A pod can take the node role, or Pod Identity cannot work as configured.
+    High,
+    /// Confirmed exposure of credentials (reserved for runtime findings).
+    Critical,
+}
+
+impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// The lowercase name used on the command line and in JSON (`"high"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error returned when parsing an unknown severity name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown severity `{0}`: expected one of info, low, medium, high, critical")]
+pub struct ParseSeverityError(String);
+
+impl FromStr for Severity {
+    type Err = ParseSeverityError;
+
+    /// Parses `info`, `low`, `medium`, `high` or `critical` (case-insensitive;
+    /// `note` and `warn`/`warning` are accepted as aliases of `info` and `medium`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "info" | "note" => Ok(Severity::Info),
+            "low" => Ok(Severity::Low),
+            "medium" | "warn" | "warning" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            "critical" => Ok(Severity::Critical),
+            _ => Err(ParseSeverityError(s.to_owned())),
+        }
+    }
+}
+
+/// What kind of problem a finding is; drives the [`Verdict`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Category {
+    /// An ordinary pod can (or may) obtain the node's IAM role, e.g. through IMDS.
+    NodeRoleExposure,
+    /// Pod Identity will not work as intended, or other credentials shadow it.
+    Misconfiguration,
+    /// Defence in depth; nothing is broken.
+    Hardening,
+}
+
+/// Where a finding was observed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Location {
+    /// A line in a linted file (1-based).
+    File {
+        /// The path as given on the command line (joined with the walked sub-path).
+        path: String,
+        /// 1-based line number.
+        line: u32,
+    },
+    /// A runtime probe (for `check`): the probe's name and what it talked to.
+    Probe {
+        /// Stable probe name, e.g. `imds-ipv4`; findings are grouped by it.
+        probe: String,
+        /// What the probe talked to, e.g. `http://169.254.169.254`, if anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+    },
+}
+
+impl Location {
+    /// A `path:line` location.
+    pub fn file(path: impl Into<String>, line: u32) -> Self {
+        Location::File {
+            path: path.into(),
+            line,
+        }
+    }
+
+    /// A probe location.
+    pub fn probe(probe: impl Into<String>, target: Option<String>) -> Self {
+        Location::Probe {
+            probe: probe.into(),
+            target,
+        }
+    }
+
+    /// The key findings are grouped by in human output: the file path or the probe name.
+    pub fn group(&self) -> &str {
+        match self {
+            Location::File { path, .. } => path,
+            Location::Probe { probe, .. } => probe,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::File { path, line } => write!(f, "{path}:{line}"),
+            Location::Probe {
+                probe,
+                target: Some(target),
+            } => write!(f, "{probe} ({target})"),
+            Location::Probe {
+                probe,
+                target: None,
+            } => f.write_str(probe),
+        }
+    }
+}
+
+/// One problem (or observation), tied to a rule of [`crate::rules`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable rule id, e.g. `EPI-TF-003`.
+    pub rule_id: String,
+    /// Severity of this occurrence (usually the rule's default).
+    pub severity: Severity,
+    /// Kind of problem.
+    pub category: Category,
+    /// One-line summary.
+    pub title: String,
+    /// What was seen (never a secret value).
+    pub evidence: String,
+    /// What to change.
+    pub fix: String,
+    /// Where it was seen.
+    pub location: Location,
+}
+
+impl Finding {
+    /// A finding for `rule` with the rule's default severity, category, title and fix.
+    pub fn new(rule: &Rule, evidence: impl Into<String>, location: Location) -> Self {
+        Finding {
+            rule_id: rule.id.to_owned(),
+            severity: rule.severity,
+            category: rule.category,
+            title: rule.title.to_owned(),
+            evidence: evidence.into(),
+            fix: rule.fix.to_owned(),
+            location,
+        }
+    }
+
+    /// Overrides the severity (e.g. a lower one when a value cannot be evaluated).
+    pub fn with_severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    /// Overrides the title (for a more specific wording of the rule).
+    pub fn with_title(mut self, title: impl Into<String>) -> Self {
+        self.title = title.into();
+        self
+    }
+
+    /// Overrides the fix.
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = fix.into();
+        self
+    }
+}
+
+/// Which subcommand produced a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Command {
+    /// Static lint of Terraform and Kubernetes files.
+    Lint,
+    /// Runtime probes from inside a pod or on a host.
+    Check,
+}
+
+impl Command {
+    /// The subcommand name (`"lint"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Lint => "lint",
+            Command::Check => "check",
+        }
+    }
+}
+
+/// Summary judgement of a report at a failure threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// No finding at or above the threshold.
+    Protected,
+    /// At least one [`Category::NodeRoleExposure`] finding at or above the threshold.
+    LeaksNodeRole,
+    /// Findings at or above the threshold, none of them a node-role exposure.
+    Misconfigured,
+}
+
+impl Verdict {
+    /// The banner shown in human output: `PROTECTED`, `LEAKS NODE ROLE`, `MISCONFIGURED`.
+    pub fn banner(self) -> &'static str {
+        match self {
+            Verdict::Protected => "PROTECTED",
+            Verdict::LeaksNodeRole => "LEAKS NODE ROLE",
+            Verdict::Misconfigured => "MISCONFIGURED",
+        }
+    }
+}
+
+/// Process exit status of `pod-identity-doctor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitStatus {
+    /// `0`: no finding at or above `--fail-on`.
+    Clean,
+    /// `1`: at least one finding at or above `--fail-on`.
+    Findings,
+    /// `2`: the tool could not run (bad arguments, missing path, unparseable file, ...).
+    Error,
+}
+
+impl ExitStatus {
+    /// The numeric process exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Clean => 0,
+            ExitStatus::Findings => 1,
+            ExitStatus::Error => 2,
+        }
+    }
+}
+
+/// The result of one run: findings and what was examined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    command: Command,
+    scanned: Vec<String>,
+    findings: Vec<Finding>,
+}
+
+impl Report {
+    /// An empty report for `command`.
+    pub fn new(command: Command) -> Self {
+        Report {
+            command,
+            scanned: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// The subcommand that produced this report.
+    pub fn command(&self) -> Command {
+        self.command
+    }
+
+    /// Records something that was examined (a file for lint, a probe for check).
+    pub fn add_scanned(&mut self, item: impl Into<String>) {
+        self.scanned.push(item.into());
+    }
+
+    /// What was examined, in order.
+    pub fn scanned(&self) -> &[String] {
+        &self.scanned
+    }
+
+    /// Adds a finding.
+    pub fn push(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    /// All findings, in insertion order (call [`Report::sort`] for a stable order).
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// Sorts findings by location, then rule id, then evidence, so output is deterministic.
+    pub fn sort(&mut self) {
+        self.findings.sort_by(|a, b| {
+            (&a.location, &a.rule_id, &a.evidence).cmp(&(&b.location, &b.rule_id, &b.evidence))
+        });
+    }
+
+    /// Findings whose severity is at or above `threshold`.
+    pub fn at_or_above(&self, threshold: Severity) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(move |f| f.severity >= threshold)
+    }
+
+    /// The highest severity present, if any finding exists.
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+
+    /// Number of findings of exactly `severity`.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+
+    /// The verdict when findings at or above `fail_on` count as failures.
+    pub fn verdict(&self, fail_on: Severity) -> Verdict {
+        let mut verdict = Verdict::Protected;
+        for finding in self.at_or_above(fail_on) {
+            if finding.category == Category::NodeRoleExposure {
+                return Verdict::LeaksNodeRole;
+            }
+            verdict = Verdict::Misconfigured;
+        }
+        verdict
+    }
+
+    /// [`ExitStatus::Findings`] if any finding is at or above `fail_on`, else [`ExitStatus::Clean`].
+    pub fn exit_status(&self, fail_on: Severity) -> ExitStatus {
+        if self.at_or_above(fail_on).next().is_some() {
+            ExitStatus::Findings
+        } else {
+            ExitStatus::Clean
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules;
+
+    #[test]
+    fn severities_are_ordered_and_parse() {
+        assert!(Severity::Info < Severity::Low);
+        assert!(Severity::Low < Severity::Medium);
+        assert!(Severity::Medium < Severity::High);
+        assert!(Severity::High < Severity::Critical);
+        for s in Severity::ALL {
+            assert_eq!(s.as_str().parse::<Severity>().unwrap(), s);
+        }
+        assert_eq!("WARN".parse::<Severity>().unwrap(), Severity::Medium);
+        assert!("severe".parse::<Severity>().is_err());
+    }
+
+    #[test]
+    fn verdict_follows_threshold_and_category() {
+        let mut report = Report::new(Command::Lint);
+        assert_eq!(report.verdict(Severity::Info), Verdict::Protected);
+        report.push(Finding::new(
+            &rules::TRUST_MISSING_TAG_SESSION,
+            "x",
+            Location::file("a.tf", 1),
+        ));
+        assert_eq!(report.verdict(Severity::High), Verdict::Misconfigured);
+        report.push(Finding::new(
+            &rules::LT_HOP_LIMIT_UNSET,
+            "x",
+            Location::file("a.tf", 2),
+        ));
+        assert_eq!(report.verdict(Severity::High), Verdict::Misconfigured);
+        assert_eq!(report.verdict(Severity::Medium), Verdict::LeaksNodeRole);
+        assert_eq!(report.verdict(Severity::Critical), Verdict::Protected);
+        assert_eq!(report.max_severity(), Some(Severity::High));
+    }
+}
