@@ -1,0 +1,177 @@
+//! Minimal HTTP/1 server plumbing shared by the fakes: our own accept loop on a
+//! tokio `TcpListener` so handlers can reach the accepted socket (hop limit) and
+//! can hang or drop a connection on purpose.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Response type of the fakes.
+pub(crate) type Resp = Response<Full<Bytes>>;
+
+/// What a handler decided.
+pub(crate) enum Outcome {
+    /// Send this response.
+    Respond(Resp),
+    /// Close the connection without answering.
+    Drop,
+}
+
+/// Per-connection facts a handler may use.
+pub(crate) struct ConnInfo {
+    /// The remote address.
+    #[allow(dead_code)]
+    pub peer: SocketAddr,
+    /// A duplicate handle of the accepted socket (same kernel socket), for
+    /// socket options such as the IP TTL.
+    pub socket: std::net::TcpStream,
+}
+
+pub(crate) type Handler =
+    Arc<dyn Fn(Request<Incoming>, Arc<ConnInfo>) -> BoxFut + Send + Sync + 'static>;
+pub(crate) type BoxFut = Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;
+
+#[derive(Debug)]
+struct DropConnection;
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped on purpose")
+    }
+}
+impl std::error::Error for DropConnection {}
+
+/// Running accept loops; aborting them (on drop) aborts every connection task.
+pub(crate) struct Server {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Binds every address (all or nothing) and returns the listeners with their
+/// actual local addresses.
+pub(crate) async fn bind_all(
+    addrs: &[SocketAddr],
+) -> std::io::Result<(Vec<TcpListener>, Vec<SocketAddr>)> {
+    let mut listeners = Vec::new();
+    let mut bound = Vec::new();
+    for a in addrs {
+        let l = TcpListener::bind(a)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind {a}: {e}")))?;
+        bound.push(l.local_addr()?);
+        listeners.push(l);
+    }
+    Ok((listeners, bound))
+}
+
+/// Starts one accept loop per listener.
+pub(crate) fn serve(listeners: Vec<TcpListener>, handler: Handler) -> Server {
+    let tasks = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, handler.clone())))
+        .collect();
+    Server { tasks }
+}
+
+async fn accept_loop(listener: TcpListener, handler: Handler) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let handler = handler.clone();
+                conns.spawn(async move {
+                    if let Err(e) = serve_conn(stream, peer, handler).await {
+                        tracing::debug!(error = %e, %peer, "fake server connection ended");
+                    }
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_conn(stream: TcpStream, peer: SocketAddr, handler: Handler) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let std_stream = stream.into_std()?;
+    let dup = std_stream.try_clone()?;
+    let stream = TcpStream::from_std(std_stream)?;
+    let info = Arc::new(ConnInfo { peer, socket: dup });
+    let svc = hyper::service::service_fn(move |req| {
+        let fut = handler(req, info.clone());
+        async move {
+            match fut.await {
+                Outcome::Respond(r) => Ok::<_, DropConnection>(r),
+                Outcome::Drop => Err(DropConnection),
+            }
+        }
+    });
+    hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), svc)
+        .await
+        .map_err(std::io::Error::other)
+}
+
+/// A response with a `text/plain` body (the agent's error style: Go's `http.Error`).
+pub(crate) fn text(status: u16, body: impl Into<String>) -> Resp {
+    let mut body = body.into();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .header("x-content-type-options", "nosniff")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// A response with a raw body and content type.
+pub(crate) fn raw(status: u16, content_type: &str, body: impl Into<Bytes>) -> Resp {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(body.into()))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// A future that never completes (a hung answer).
+pub(crate) async fn hang() -> Outcome {
+    std::future::pending::<Infallible>().await;
+    unreachable!()
+}
+
+/// Formats an HTTP URI authority for an address (`[::1]:80` for IPv6).
+pub(crate) fn authority(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// A request id like EKS Auth's (UUID-shaped).
+pub(crate) fn request_id() -> String {
+    let h = |n: usize| -> String {
+        (0..n)
+            .map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0'))
+            .collect()
+    };
+    format!("{}-{}-{}-{}-{}", h(8), h(4), h(4), h(4), h(12))
+}
