@@ -1,0 +1,240 @@
+//! The HTTP client of the EKS Pod Identity Agent (and the ECS endpoint,
+//! which speaks the same protocol).
+
+use crate::config::{AgentEndpoint, TokenSource};
+use crate::context::ProviderContext;
+use crate::document::{self, CredentialsDocument, Flavor};
+use crate::error::{is_token_expired_message, AgentError, Classify, ConfigError, RefreshError, TokenError};
+use crate::http::{self, BodyError, ClientSettings, MAX_BODY_BYTES};
+use crate::retry::RetryPolicy;
+use crate::source::{CredentialSource, Fetched};
+use crate::token;
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
+use std::fmt;
+use std::time::Duration;
+
+/// The provider name stamped on credentials from the agent.
+pub const PROVIDER_NAME: &str = "EksPodIdentity";
+
+/// Timeouts of agent requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect timeout (default 1 s: the agent is node-local).
+    pub connect: Duration,
+    /// Deadline of one attempt, headers and body (default 5 s: longer than
+    /// the agent's own 1 s call to EKS Auth).
+    pub attempt: Duration,
+    /// Deadline of a whole fetch, all attempts and backoff (default 12 s).
+    pub fetch: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(1),
+            attempt: Duration::from_secs(5),
+            fetch: Duration::from_secs(12),
+        }
+    }
+}
+
+/// Fetches credentials from the Pod Identity Agent.
+pub struct AgentSource {
+    endpoint: AgentEndpoint,
+    token: Option<TokenSource>,
+    client: reqwest::Client,
+    ctx: ProviderContext,
+    retry: RetryPolicy,
+    timeouts: Timeouts,
+}
+
+impl fmt::Debug for AgentSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentSource")
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentSource {
+    pub(crate) fn new(
+        endpoint: AgentEndpoint,
+        token: Option<TokenSource>,
+        ctx: ProviderContext,
+        retry: RetryPolicy,
+        timeouts: Timeouts,
+    ) -> Result<Self, ConfigError> {
+        let client = http::build_client(ClientSettings {
+            connect_timeout: timeouts.connect,
+            bypass_proxy: endpoint.is_local(),
+            restrict_resolution: endpoint
+                .must_resolve_to_allowed()
+                .then(|| ctx.resolver.clone()),
+        })
+        .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+        Ok(Self {
+            endpoint,
+            token,
+            client,
+            ctx,
+            retry,
+            timeouts,
+        })
+    }
+
+    /// The agent endpoint.
+    pub fn endpoint(&self) -> &AgentEndpoint {
+        &self.endpoint
+    }
+
+    fn uri(&self) -> String {
+        self.endpoint.uri().to_string()
+    }
+
+    /// One request, re-reading the token.
+    async fn attempt(&self) -> Result<CredentialsDocument, AgentError> {
+        let mut request = self
+            .client
+            .get(self.endpoint.uri().clone())
+            .header(ACCEPT, "application/json");
+        if let Some(source) = &self.token {
+            let secret = token::load(source, &*self.ctx.fs)?;
+            let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
+                TokenError::InvalidCharacters {
+                    origin: match source {
+                        TokenSource::File(p) => crate::TokenOrigin::File(p.clone()),
+                        TokenSource::Value(_) => crate::TokenOrigin::Value,
+                    },
+                }
+            })?;
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
+        }
+        let exchange = async {
+            let response = request.send().await.map_err(|e| self.transport_error(e))?;
+            let status = response.status().as_u16();
+            let body = http::read_capped(response, MAX_BODY_BYTES)
+                .await
+                .map_err(|e| match e {
+                    BodyError::TooLarge => AgentError::BodyTooLarge {
+                        uri: self.uri(),
+                        limit: MAX_BODY_BYTES,
+                    },
+                    BodyError::Transport(e) => self.transport_error(e),
+                })?;
+            Ok::<_, AgentError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(self.timeouts.attempt, exchange)
+            .await
+            .map_err(|_| AgentError::Timeout {
+                uri: self.uri(),
+                after: self.timeouts.attempt,
+            })??;
+        if status == 200 {
+            document::parse(&body, Flavor::Container).map_err(|source| {
+                AgentError::InvalidResponse {
+                    uri: self.uri(),
+                    source,
+                }
+            })
+        } else {
+            Err(AgentError::Status {
+                uri: self.uri(),
+                status,
+                message: error_message(&body),
+            })
+        }
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> AgentError {
+        if let Some(refused) = http::find_refusal(&e) {
+            return AgentError::RefusedAddress {
+                host: refused.host.clone(),
+                addr: refused.addr,
+            };
+        }
+        if e.is_timeout() {
+            AgentError::Timeout {
+                uri: self.uri(),
+                after: self.timeouts.connect,
+            }
+        } else if e.is_connect() {
+            AgentError::Connect {
+                uri: self.uri(),
+                detail: http::root_cause(&e),
+            }
+        } else {
+            AgentError::Transport {
+                uri: self.uri(),
+                detail: http::root_cause(&e),
+            }
+        }
+    }
+
+    /// One fetch: up to `max_attempts` attempts with jittered backoff, plus
+    /// one immediate re-read-and-retry when the agent says the token expired.
+    async fn fetch_document(&self) -> Result<CredentialsDocument, AgentError> {
+        let mut attempt = 1;
+        let mut reread_token = false;
+        loop {
+            let err = match self.attempt().await {
+                Ok(doc) => return Ok(doc),
+                Err(err) => err,
+            };
+            let token_expired = matches!(&err, AgentError::Status { status: 400, message, .. } if is_token_expired_message(message));
+            if token_expired && !reread_token && self.token.is_some() {
+                // The kubelet may have rotated the file since we read it.
+                reread_token = true;
+                tracing::warn!(source = "pod-identity", attempt, error_kind = err.kind().as_str(), "agent rejected the token as expired; re-reading the token file and retrying once");
+                continue;
+            }
+            if !err.is_retryable() || attempt >= self.retry.max_attempts {
+                return Err(err);
+            }
+            let delay = self.retry.backoff(attempt, &*self.ctx.rng);
+            tracing::debug!(source = "pod-identity", attempt, error_kind = err.kind().as_str(), error = %err, delay_ms = delay.as_millis() as u64, "agent request failed; retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// The agent's text/plain error, trimmed and bounded for logs.
+fn error_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let mut out: String = text.chars().filter(|c| !c.is_control()).take(512).collect();
+    if text.chars().count() > 512 {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push_str("(empty body)");
+    }
+    out
+}
+
+impl CredentialSource for AgentSource {
+    fn name(&self) -> &'static str {
+        "pod-identity"
+    }
+
+    async fn fetch(&self) -> Result<Fetched, RefreshError> {
+        let doc = tokio::time::timeout(self.timeouts.fetch, self.fetch_document())
+            .await
+            .unwrap_or_else(|_| {
+                Err(AgentError::Timeout {
+                    uri: self.uri(),
+                    after: self.timeouts.fetch,
+                })
+            })
+            .map_err(|e| RefreshError::new(self.name(), e))?;
+        let expiration = doc.expiration;
+        Ok(Fetched {
+            credentials: doc.into_credentials(PROVIDER_NAME),
+            expiration,
+            label: "pod-identity".to_owned(),
+        })
+    }
+}

@@ -1,0 +1,466 @@
+//! Error types, one enum per layer.
+//!
+//! Every message says what failed and what to do about it. None of them
+//! carries a secret: tokens and keys are never formatted into an error.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// A stable, machine-readable classification of a failure.
+///
+/// Used as the `error.kind` field of `tracing` events and in
+/// [`Status`](crate::Status); the string forms never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The source is not configured (its environment variables are absent).
+    NotConfigured,
+    /// The configuration is present but invalid (bad URI, refused host...).
+    InvalidConfiguration,
+    /// The service-account token could not be read or is malformed.
+    Token,
+    /// The TCP connection could not be established.
+    Connect,
+    /// A connect, response or overall deadline passed.
+    Timeout,
+    /// The peer answered 429 (throttled).
+    Throttled,
+    /// The peer answered 5xx.
+    ServerError,
+    /// The peer answered a 4xx other than 429.
+    ClientError,
+    /// The agent rejected the service-account token as expired.
+    TokenExpired,
+    /// The peer's answer could not be understood.
+    InvalidResponse,
+    /// Credentials arrived already expired or too close to expiry to use.
+    ExpiresTooSoon,
+    /// A host or resolved address is not an allowed credentials endpoint.
+    RefusedHost,
+    /// IMDS answered 403 to the token request (disabled or forbidden).
+    ImdsDisabled,
+    /// IMDS has no instance profile attached.
+    NoInstanceProfile,
+    /// Falling back to IMDS was refused by the fallback policy.
+    FallbackDenied,
+    /// The refresh could not complete (task cancelled or panicked).
+    Internal,
+}
+
+impl ErrorKind {
+    /// The stable string form, e.g. `"timeout"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotConfigured => "not_configured",
+            ErrorKind::InvalidConfiguration => "invalid_configuration",
+            ErrorKind::Token => "token",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::ClientError => "client_error",
+            ErrorKind::TokenExpired => "token_expired",
+            ErrorKind::InvalidResponse => "invalid_response",
+            ErrorKind::ExpiresTooSoon => "expires_too_soon",
+            ErrorKind::RefusedHost => "refused_host",
+            ErrorKind::ImdsDisabled => "imds_disabled",
+            ErrorKind::NoInstanceProfile => "no_instance_profile",
+            ErrorKind::FallbackDenied => "fallback_denied",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Implemented by every error a credential source can produce.
+pub trait Classify {
+    /// The stable classification of this error.
+    fn kind(&self) -> ErrorKind;
+}
+
+/// The environment describes an endpoint or token that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The URI could not be parsed.
+    #[error("{var}={value:?} is not a valid URI ({reason}); set it to e.g. http://169.254.170.23/v1/credentials")]
+    InvalidUri {
+        /// The environment variable (or builder option) that held it.
+        var: &'static str,
+        /// The offending value.
+        value: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// An IPv6 literal was given without brackets.
+    #[error("{var}={value:?}: IPv6 addresses must be bracketed in URIs, e.g. http://[fd00:ec2::23]/v1/credentials")]
+    UnbracketedIpv6 {
+        /// The environment variable (or builder option) that held it.
+        var: &'static str,
+        /// The offending value.
+        value: String,
+    },
+    /// The scheme is neither `http` nor `https`.
+    #[error("{var}: scheme {scheme:?} is not supported; use https, or http to an allowed local address")]
+    UnsupportedScheme {
+        /// The environment variable (or builder option) that held it.
+        var: &'static str,
+        /// The refused scheme.
+        scheme: String,
+    },
+    /// Plain HTTP to a host that is not an allowed credentials endpoint.
+    #[error("refusing to send the credentials token over plain http to {host}: {reason}. Allowed http hosts are loopback, 169.254.170.2, 169.254.170.23 and [fd00:ec2::23]; use https for anything else")]
+    DisallowedHost {
+        /// The refused host.
+        host: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The relative URI does not start with `/`.
+    #[error("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI={value:?} must be an absolute path starting with '/'")]
+    InvalidRelativeUri {
+        /// The offending value.
+        value: String,
+    },
+    /// A setting was given an empty value.
+    #[error("{var} is set but empty; unset it or give it a value")]
+    Empty {
+        /// The environment variable that was empty.
+        var: &'static str,
+    },
+    /// The configured endpoint could not be turned into an HTTP client.
+    #[error("could not build the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+impl Classify for ConfigError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ConfigError::DisallowedHost { .. } => ErrorKind::RefusedHost,
+            _ => ErrorKind::InvalidConfiguration,
+        }
+    }
+}
+
+/// Where a token came from, for error messages (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenOrigin {
+    /// A file, usually `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`.
+    File(PathBuf),
+    /// The `AWS_CONTAINER_AUTHORIZATION_TOKEN` environment variable (or a builder value).
+    Value,
+}
+
+impl fmt::Display for TokenOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenOrigin::File(p) => write!(f, "token file {}", p.display()),
+            TokenOrigin::Value => f.write_str("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
+        }
+    }
+}
+
+/// The authorization token could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token file could not be read.
+    #[error("cannot read {origin}: {source}; check the projected service-account volume is mounted (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)")]
+    Read {
+        /// Where the token was expected.
+        origin: TokenOrigin,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The token is empty.
+    #[error("{origin} is empty")]
+    Empty {
+        /// Where the token came from.
+        origin: TokenOrigin,
+    },
+    /// The token is larger than the cap.
+    #[error("{origin} is larger than {limit} bytes; it is not a service-account token")]
+    TooLarge {
+        /// Where the token came from.
+        origin: TokenOrigin,
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The token contains CR/LF (other than one trailing newline) or other
+    /// bytes that cannot go in an HTTP header.
+    #[error("{origin} contains a line break or control character; refusing to send it as a header (header injection)")]
+    InvalidCharacters {
+        /// Where the token came from.
+        origin: TokenOrigin,
+    },
+}
+
+impl Classify for TokenError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Token
+    }
+}
+
+/// A request to the Pod Identity Agent failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The token could not be read.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// A hostname resolved to an address that is not allowed.
+    #[error("refusing to contact {host}: it resolved to {addr}, which is not an allowed credentials endpoint for plain http (loopback, 169.254.170.2, 169.254.170.23, fd00:ec2::23); use https")]
+    RefusedAddress {
+        /// The hostname.
+        host: String,
+        /// The refused address.
+        addr: std::net::IpAddr,
+    },
+    /// The TCP connection failed.
+    #[error("could not connect to the Pod Identity Agent at {uri}: {detail}; is the eks-pod-identity-agent add-on running on this node?")]
+    Connect {
+        /// The agent URI.
+        uri: String,
+        /// The underlying error.
+        detail: String,
+    },
+    /// The request timed out.
+    #[error("the Pod Identity Agent at {uri} did not answer within {after:?}")]
+    Timeout {
+        /// The agent URI.
+        uri: String,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// The agent answered with an error status.
+    #[error("the Pod Identity Agent at {uri} answered {status}: {message}{hint}", hint = status_hint(*status, message))]
+    Status {
+        /// The agent URI.
+        uri: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The agent's text/plain message, trimmed and truncated.
+        message: String,
+    },
+    /// The response body exceeded the cap.
+    #[error("the Pod Identity Agent at {uri} sent a body over {limit} bytes")]
+    BodyTooLarge {
+        /// The agent URI.
+        uri: String,
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The 200 response could not be parsed.
+    #[error("the Pod Identity Agent at {uri} sent an invalid credentials document: {source}")]
+    InvalidResponse {
+        /// The agent URI.
+        uri: String,
+        /// What was wrong.
+        source: ParseError,
+    },
+    /// Any other transport failure.
+    #[error("request to the Pod Identity Agent at {uri} failed: {detail}")]
+    Transport {
+        /// The agent URI.
+        uri: String,
+        /// The underlying error.
+        detail: String,
+    },
+}
+
+fn status_hint(status: u16, message: &str) -> &'static str {
+    if status == 400 && is_token_expired_message(message) {
+        " (the projected service-account token is expired: is the kubelet rotating it?)"
+    } else if status == 403 {
+        " (the agent only answers requests addressed to 169.254.170.23 or [fd00:ec2::23])"
+    } else if status == 404 && message.contains("ResourceNotFound") {
+        " (no pod identity association for this service account: create one with `aws eks create-pod-identity-association`)"
+    } else if status == 400 && message.contains("AccessDenied") {
+        " (check the role's trust policy allows pods.eks.amazonaws.com sts:AssumeRole and sts:TagSession)"
+    } else {
+        ""
+    }
+}
+
+/// Whether an agent 400 message says the service-account token expired.
+pub(crate) fn is_token_expired_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("token is expired") || m.contains("expiredtoken")
+}
+
+impl AgentError {
+    /// Whether another attempt may succeed (5xx, 429, connect errors, timeouts).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AgentError::Connect { .. } | AgentError::Timeout { .. } => true,
+            AgentError::Transport { .. } => true,
+            AgentError::Status { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// The HTTP status, when the agent answered one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AgentError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl Classify for AgentError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AgentError::Token(e) => e.kind(),
+            AgentError::RefusedAddress { .. } => ErrorKind::RefusedHost,
+            AgentError::Connect { .. } => ErrorKind::Connect,
+            AgentError::Timeout { .. } => ErrorKind::Timeout,
+            AgentError::Status {
+                status, message, ..
+            } => match *status {
+                429 => ErrorKind::Throttled,
+                400 if is_token_expired_message(message) => ErrorKind::TokenExpired,
+                s if s >= 500 => ErrorKind::ServerError,
+                _ => ErrorKind::ClientError,
+            },
+            AgentError::BodyTooLarge { .. } | AgentError::InvalidResponse { .. } => {
+                ErrorKind::InvalidResponse
+            }
+            AgentError::Transport { .. } => ErrorKind::Connect,
+        }
+    }
+}
+
+/// A credentials document could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// Not JSON, or not a JSON object.
+    #[error("not a JSON object: {0}")]
+    NotJson(String),
+    /// A required field is absent.
+    #[error("missing field {0}")]
+    MissingField(&'static str),
+    /// A field has the wrong JSON type or is empty.
+    #[error("field {field} must be a non-empty string")]
+    WrongType {
+        /// The field name.
+        field: &'static str,
+    },
+    /// The expiration is not an RFC 3339 timestamp.
+    #[error("Expiration {value:?} is not an RFC 3339 timestamp with a time zone")]
+    InvalidExpiration {
+        /// The offending value (timestamps are not secret).
+        value: String,
+    },
+    /// The IMDS document's `Code` is not `Success`.
+    #[error("Code is {code:?}, not \"Success\"")]
+    NotSuccess {
+        /// The code the peer sent.
+        code: String,
+    },
+}
+
+/// A refresh failed. Shared by every caller that waited on the same fetch.
+///
+/// Cheap to clone; the source's own typed error is available through
+/// [`RefreshError::source_error`] for downcasting (e.g. to [`AgentError`]).
+#[derive(Debug, Clone)]
+pub struct RefreshError {
+    kind: ErrorKind,
+    source: Arc<dyn StdError + Send + Sync + 'static>,
+    source_name: &'static str,
+}
+
+impl RefreshError {
+    /// Wraps a source's typed error (custom [`CredentialSource`](crate::source::CredentialSource)s use this).
+    pub fn new<E>(source_name: &'static str, error: E) -> Self
+    where
+        E: StdError + Classify + Send + Sync + 'static,
+    {
+        Self {
+            kind: error.kind(),
+            source: Arc::new(error),
+            source_name,
+        }
+    }
+
+    /// The stable classification.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The underlying typed error (downcast it to [`AgentError`], [`TokenError`]...).
+    pub fn source_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.source
+    }
+
+    /// The credential source that failed (`pod-identity`, `imds`, ...).
+    pub fn source_name(&self) -> &'static str {
+        self.source_name
+    }
+}
+
+impl fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} credentials: {}", self.source_name, self.source)
+    }
+}
+
+impl StdError for RefreshError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Credentials arrived that cannot be used because they expire too soon.
+#[derive(Debug, thiserror::Error)]
+#[error("received credentials expiring at {expiration} ({remaining}), inside the {window:?} mandatory refresh window; treating the fetch as failed")]
+pub struct ExpiresTooSoon {
+    /// When the received credentials expire (RFC 3339).
+    pub expiration: String,
+    /// Human-readable remaining lifetime ("already expired" or "in 12s").
+    pub remaining: String,
+    /// The mandatory refresh window.
+    pub window: Duration,
+}
+
+impl ExpiresTooSoon {
+    pub(crate) fn new(expiration: SystemTime, now: SystemTime, window: Duration) -> Self {
+        let remaining = match expiration.duration_since(now) {
+            Ok(d) if !d.is_zero() => format!("in {}s", d.as_secs()),
+            Ok(_) => "already expired".to_owned(),
+            Err(e) => format!("already expired {}s ago", e.duration().as_secs()),
+        };
+        Self {
+            expiration: crate::rfc3339::format(expiration),
+            remaining,
+            window,
+        }
+    }
+}
+
+impl Classify for ExpiresTooSoon {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::ExpiresTooSoon
+    }
+}
+
+/// The refresh task ended without an answer (cancelled or panicked).
+#[derive(Debug, thiserror::Error)]
+#[error("the credentials refresh was aborted before it completed ({0}); this is a bug, please report it")]
+pub(crate) struct Aborted(pub(crate) String);
+
+impl Classify for Aborted {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
