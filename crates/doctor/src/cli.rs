@@ -153,11 +153,7 @@ pub fn emit_error(
         command.as_str()
     );
     if output.json {
-        let _ = writeln!(
-            stdout,
-            "{}",
-            serde_json::to_string_pretty(&json::error_value(command, &message)).unwrap_or_default()
-        );
+        let _ = stdout.write_all(json::render_error(command, &message).as_bytes());
     }
     ExitStatus::Error
 }

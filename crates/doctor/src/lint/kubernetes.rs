@@ -36,7 +36,7 @@ pub(crate) fn parse(path: &str, src: &str) -> Result<YamlFile, LintError> {
             serde_yaml::from_str(&text).map_err(|e| LintError::Yaml {
                 path: path.to_owned(),
                 line: e.location().map(|l| l.line() as u32 + first_line - 1),
-                message: e.to_string(),
+                message: shift_lines(&e.to_string(), first_line - 1),
             })?;
         if value.is_null() {
             continue;
@@ -75,6 +75,23 @@ fn split_documents(src: &str) -> Vec<(String, u32)> {
     if has_content(&current) {
         out.push((current, start));
     }
+    out
+}
+
+/// Rewrites every `line N` in a parser message to `line N + offset` (document → file lines).
+fn shift_lines(message: &str, offset: u32) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(i) = rest.find("line ") {
+        out.push_str(&rest[..i + 5]);
+        rest = &rest[i + 5..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if let Ok(n) = rest[..digits].parse::<u32>() {
+            out.push_str(&(n + offset).to_string());
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -276,7 +293,12 @@ mod tests {
     fn parse_errors_name_the_file_line() {
         let err = parse("bad.yaml", "a: 1\n---\nb: [1,\n").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("bad.yaml:"), "{msg}");
+        assert!(msg.starts_with("bad.yaml:4: invalid YAML:"), "{msg}");
+        assert!(msg.contains("at line 4 column 1"), "lines are file lines: {msg}");
+        assert_eq!(
+            shift_lines("at line 2 column 3, line 10", 5),
+            "at line 7 column 3, line 15"
+        );
     }
 
     #[test]

@@ -60,7 +60,7 @@
 //! | `error.message` | string | only when `exit_code` is 2 |
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::report::{Command, ExitStatus, Finding, Report, Severity, Verdict};
 
@@ -110,9 +110,22 @@ struct Document<'a> {
     findings: &'a [Finding],
 }
 
-/// The JSON document of `report` judged at `fail_on`.
-pub fn to_value(report: &Report, fail_on: Severity) -> Value {
-    let doc = Document {
+#[derive(Serialize)]
+struct ErrorMessage<'a> {
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct ErrorDocument<'a> {
+    schema_version: u32,
+    tool: Tool,
+    command: Command,
+    exit_code: i32,
+    error: ErrorMessage<'a>,
+}
+
+fn document(report: &Report, fail_on: Severity) -> Document<'_> {
+    Document {
         schema_version: SCHEMA_VERSION,
         tool: TOOL,
         command: report.command(),
@@ -132,24 +145,33 @@ pub fn to_value(report: &Report, fail_on: Severity) -> Value {
         },
         scanned: report.scanned(),
         findings: report.findings(),
-    };
-    serde_json::to_value(doc).unwrap_or(Value::Null)
+    }
 }
 
-/// The JSON document of a run that could not complete (exit code 2).
-pub fn error_value(command: Command, message: &str) -> Value {
-    json!({
-        "schema_version": SCHEMA_VERSION,
-        "tool": TOOL,
-        "command": command,
-        "exit_code": ExitStatus::Error.code(),
-        "error": { "message": message },
+/// The JSON document of `report` judged at `fail_on`, as a value.
+pub fn to_value(report: &Report, fail_on: Severity) -> Value {
+    serde_json::to_value(document(report, fail_on)).unwrap_or(Value::Null)
+}
+
+/// The document of `report` judged at `fail_on`, pretty-printed with fields in
+/// the documented order and a trailing newline.
+pub fn render(report: &Report, fail_on: Severity) -> String {
+    pretty(&document(report, fail_on))
+}
+
+/// The document of a run that could not complete (exit code 2), pretty-printed.
+pub fn render_error(command: Command, message: &str) -> String {
+    pretty(&ErrorDocument {
+        schema_version: SCHEMA_VERSION,
+        tool: TOOL,
+        command,
+        exit_code: ExitStatus::Error.code(),
+        error: ErrorMessage { message },
     })
 }
 
-/// Pretty-printed [`to_value`], with a trailing newline.
-pub fn render(report: &Report, fail_on: Severity) -> String {
-    let mut s = serde_json::to_string_pretty(&to_value(report, fail_on)).unwrap_or_default();
+fn pretty(doc: &impl Serialize) -> String {
+    let mut s = serde_json::to_string_pretty(doc).unwrap_or_default();
     s.push('\n');
     s
 }
