@@ -24,11 +24,11 @@ fn blog_fixture_fails_with_exit_1_and_a_verdict() {
     let out = stdout(&o);
     assert!(out.contains("tests/fixtures/blog/main.tf\n"), "{out}");
     assert!(
-        out.contains("EPI-TF-003  tests/fixtures/blog/main.tf:60"),
+        out.contains("EPI-TF-003   tests/fixtures/blog/main.tf:60"),
         "{out}"
     );
     assert!(
-        out.contains("EPI-TF-010  tests/fixtures/blog/main.tf:136"),
+        out.contains("EPI-TF-010   tests/fixtures/blog/main.tf:136"),
         "{out}"
     );
     assert!(out.contains("\nfixes:\n"), "{out}");

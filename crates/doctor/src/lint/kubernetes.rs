@@ -294,7 +294,10 @@ mod tests {
         let err = parse("bad.yaml", "a: 1\n---\nb: [1,\n").unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("bad.yaml:4: invalid YAML:"), "{msg}");
-        assert!(msg.contains("at line 4 column 1"), "lines are file lines: {msg}");
+        assert!(
+            msg.contains("at line 4 column 1"),
+            "lines are file lines: {msg}"
+        );
         assert_eq!(
             shift_lines("at line 2 column 3, line 10", 5),
             "at line 7 column 3, line 15"

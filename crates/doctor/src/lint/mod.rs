@@ -7,7 +7,8 @@
 //! judged against the associations found in Terraform.
 //!
 //! Directories are walked recursively (sorted, skipping hidden directories such
-//! as `.terraform` and `.git`) for `.tf`, `.yaml` and `.yml` files. A path
+//! as `.terraform` and `.git`, not following symlinked directories) for `.tf`,
+//! `.yaml` and `.yml` files. A path
 //! given explicitly must exist and have one of those extensions. YAML documents
 //! without `kind` are ignored, so CI workflows or Helm values do not disturb the
 //! lint, but any file that does not parse is an error: a lint that silently
@@ -248,11 +249,17 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LintError> {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with('.'));
-        if entry.is_dir() {
+        let file_type = fs::symlink_metadata(&entry)
+            .map_err(|e| LintError::Io {
+                path: entry.clone(),
+                source: e,
+            })?
+            .file_type();
+        if file_type.is_dir() {
             if !hidden {
                 walk(&entry, out)?;
             }
-        } else if kind_of(&entry).is_some() {
+        } else if kind_of(&entry).is_some() && entry.is_file() {
             out.push(entry);
         }
     }

@@ -5,10 +5,10 @@
 //! pod-identity-doctor lint: 1 file scanned, 3 findings
 //!
 //! main.tf
-//!   HIGH      EPI-TF-003  main.tf:60   IMDS hop limit 2: ... (aws_launch_template.eks_nodes: http_put_response_hop_limit = 2)
+//!   HIGH      EPI-TF-003   main.tf:60   IMDS hop limit 2: ... (aws_launch_template.eks_nodes: http_put_response_hop_limit = 2)
 //!
 //! fixes:
-//!   EPI-TF-003  set http_put_response_hop_limit = 1; ...
+//!   EPI-TF-003   set http_put_response_hop_limit = 1; ...
 //!
 //! verdict: LEAKS NODE ROLE (2 findings at or above high; high 2, low 1)
 //! ```
@@ -56,7 +56,7 @@ pub fn render(report: &Report, fail_on: Severity) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<9} {:<11} {}  {} ({})",
+            "  {:<9} {:<12} {}  {} ({})",
             f.severity.as_str().to_uppercase(),
             f.rule_id,
             loc,
@@ -78,7 +78,7 @@ pub fn render(report: &Report, fail_on: Severity) -> String {
     if !fixes.is_empty() {
         let _ = writeln!(out, "\nfixes:");
         for (id, fix) in fixes {
-            let _ = writeln!(out, "  {id:<11} {fix}");
+            let _ = writeln!(out, "  {id:<12} {fix}");
         }
     }
 
