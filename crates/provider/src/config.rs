@@ -435,3 +435,113 @@ mod tests {
         }
     }
 }
+
+/// Where IMDS is, or that it is disabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImdsEndpointSetting {
+    /// Use this endpoint (scheme, host and port; paths are appended).
+    Endpoint(Url),
+    /// `AWS_EC2_METADATA_DISABLED=true`.
+    Disabled,
+}
+
+/// The default IPv4 IMDS endpoint.
+pub const IMDS_IPV4: &str = "http://169.254.169.254";
+/// The default IPv6 IMDS endpoint.
+pub const IMDS_IPV6: &str = "http://[fd00:ec2::254]";
+
+/// Resolves the IMDS endpoint: `override_uri` > `AWS_EC2_METADATA_SERVICE_ENDPOINT`
+/// > `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE` (`IPv4` / `IPv6`) > IPv4.
+/// `AWS_EC2_METADATA_DISABLED=true` wins over everything.
+///
+/// ```
+/// use eks_pod_identity_provider::config::{imds_endpoint_from_env, ImdsEndpointSetting, MapEnv};
+/// let env = MapEnv::from_iter([("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv6")]);
+/// let ImdsEndpointSetting::Endpoint(uri) = imds_endpoint_from_env(&env, None).unwrap() else { panic!() };
+/// assert_eq!(uri.as_str(), "http://[fd00:ec2::254]/");
+/// ```
+pub fn imds_endpoint_from_env(
+    env: &dyn Env,
+    override_uri: Option<&str>,
+) -> Result<ImdsEndpointSetting, ConfigError> {
+    if env
+        .non_empty(vars::IMDS_DISABLED)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return Ok(ImdsEndpointSetting::Disabled);
+    }
+    let (var, raw) = if let Some(uri) = override_uri {
+        ("imds endpoint", uri.to_owned())
+    } else if let Some(uri) = env.non_empty(vars::IMDS_ENDPOINT) {
+        (vars::IMDS_ENDPOINT, uri)
+    } else if let Some(mode) = env.non_empty(vars::IMDS_ENDPOINT_MODE) {
+        match mode.trim().to_ascii_lowercase().as_str() {
+            "ipv4" => (vars::IMDS_ENDPOINT_MODE, IMDS_IPV4.to_owned()),
+            "ipv6" => (vars::IMDS_ENDPOINT_MODE, IMDS_IPV6.to_owned()),
+            _ => {
+                return Err(ConfigError::InvalidUri {
+                    var: vars::IMDS_ENDPOINT_MODE,
+                    value: mode,
+                    reason: "expected IPv4 or IPv6".into(),
+                })
+            }
+        }
+    } else {
+        ("default", IMDS_IPV4.to_owned())
+    };
+    let uri = Url::parse(raw.trim()).map_err(|e| {
+        if looks_like_unbracketed_ipv6(&raw) {
+            ConfigError::UnbracketedIpv6 {
+                var,
+                value: raw.clone(),
+            }
+        } else {
+            ConfigError::InvalidUri {
+                var,
+                value: raw.clone(),
+                reason: e.to_string(),
+            }
+        }
+    })?;
+    if !matches!(uri.scheme(), "http" | "https") {
+        return Err(ConfigError::UnsupportedScheme {
+            var,
+            scheme: uri.scheme().to_owned(),
+        });
+    }
+    Ok(ImdsEndpointSetting::Endpoint(uri))
+}
+
+#[cfg(test)]
+mod imds_tests {
+    use super::*;
+
+    #[test]
+    fn imds_endpoint_precedence() {
+        let e = |pairs: &[(&str, &str)], o: Option<&str>| {
+            match imds_endpoint_from_env(&pairs.iter().copied().collect::<MapEnv>(), o) {
+                Ok(ImdsEndpointSetting::Endpoint(u)) => u.to_string(),
+                Ok(ImdsEndpointSetting::Disabled) => "disabled".into(),
+                Err(e) => format!("error: {e}"),
+            }
+        };
+        assert_eq!(e(&[], None), "http://169.254.169.254/");
+        assert_eq!(e(&[(vars::IMDS_ENDPOINT_MODE, "IPv6")], None), "http://[fd00:ec2::254]/");
+        assert_eq!(e(&[(vars::IMDS_ENDPOINT_MODE, "ipv4")], None), "http://169.254.169.254/");
+        assert_eq!(
+            e(&[(vars::IMDS_ENDPOINT_MODE, "IPv6"), (vars::IMDS_ENDPOINT, "http://127.0.0.1:1234")], None),
+            "http://127.0.0.1:1234/"
+        );
+        assert_eq!(
+            e(&[(vars::IMDS_ENDPOINT, "http://127.0.0.1:1234")], Some("http://[::1]:9")),
+            "http://[::1]:9/"
+        );
+        assert_eq!(
+            e(&[(vars::IMDS_DISABLED, "true"), (vars::IMDS_ENDPOINT, "http://127.0.0.1:1")], Some("http://[::1]:9")),
+            "disabled"
+        );
+        assert_eq!(e(&[(vars::IMDS_DISABLED, "false")], None), "http://169.254.169.254/");
+        assert!(e(&[(vars::IMDS_ENDPOINT_MODE, "IPv5")], None).contains("expected IPv4 or IPv6"));
+        assert!(e(&[(vars::IMDS_ENDPOINT, "http://fd00:ec2::254")], None).contains("bracketed"));
+    }
+}

@@ -464,3 +464,121 @@ impl Classify for Aborted {
         ErrorKind::Internal
     }
 }
+
+/// A request to the EC2 instance metadata service failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImdsError {
+    /// The token PUT connected but was never answered.
+    #[error("IMDS at {endpoint} accepted the connection but never answered the token request within {after:?}. From a Kubernetes pod this is what an IMDSv2 hop limit of 1 looks like (the answer dies one hop early), which protects the node's IAM role: configure EKS Pod Identity for this pod instead of IMDS")]
+    TokenUnanswered {
+        /// The IMDS endpoint.
+        endpoint: String,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// The token PUT was answered 403.
+    #[error("IMDS at {endpoint} refused the token request (403): IMDS is disabled or forbidden on this instance")]
+    Disabled {
+        /// The IMDS endpoint.
+        endpoint: String,
+    },
+    /// The token response lacked the TTL header.
+    #[error("IMDS at {endpoint} answered the token request without the x-aws-ec2-metadata-token-ttl-seconds header; this is not a conforming IMDSv2 endpoint")]
+    MissingTtlHeader {
+        /// The IMDS endpoint.
+        endpoint: String,
+    },
+    /// No instance profile is attached.
+    #[error("IMDS at {endpoint} has no IAM instance profile (security-credentials is {detail}): attach an instance profile, or configure EKS Pod Identity")]
+    NoInstanceProfile {
+        /// The IMDS endpoint.
+        endpoint: String,
+        /// `404` or `empty`.
+        detail: &'static str,
+    },
+    /// The connection failed.
+    #[error("could not connect to IMDS at {endpoint}: {detail}")]
+    Connect {
+        /// The IMDS endpoint.
+        endpoint: String,
+        /// The underlying error.
+        detail: String,
+    },
+    /// A connect or read deadline passed.
+    #[error("IMDS at {endpoint} did not answer {path} within {after:?}")]
+    Timeout {
+        /// The IMDS endpoint.
+        endpoint: String,
+        /// The request path.
+        path: String,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// An unexpected status.
+    #[error("IMDS at {endpoint} answered {status} to {path}{hint}", hint = if *status == 401 { " (token rejected twice)" } else if *status == 400 { " (invalid request)" } else { "" })]
+    Status {
+        /// The IMDS endpoint.
+        endpoint: String,
+        /// The request path.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The body exceeded the cap.
+    #[error("IMDS at {endpoint} sent a body over {limit} bytes for {path}")]
+    BodyTooLarge {
+        /// The IMDS endpoint.
+        endpoint: String,
+        /// The request path.
+        path: String,
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// The credentials document was invalid.
+    #[error("IMDS at {endpoint} sent invalid credentials for role {role}: {source}")]
+    InvalidResponse {
+        /// The IMDS endpoint.
+        endpoint: String,
+        /// The role name.
+        role: String,
+        /// What was wrong.
+        source: ParseError,
+    },
+    /// Any other transport failure.
+    #[error("request to IMDS at {endpoint} failed: {detail}")]
+    Transport {
+        /// The IMDS endpoint.
+        endpoint: String,
+        /// The underlying error.
+        detail: String,
+    },
+}
+
+impl ImdsError {
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ImdsError::Connect { .. } | ImdsError::Timeout { .. } | ImdsError::Transport { .. } => true,
+            ImdsError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+impl Classify for ImdsError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ImdsError::TokenUnanswered { .. } | ImdsError::Timeout { .. } => ErrorKind::Timeout,
+            ImdsError::Disabled { .. } => ErrorKind::ImdsDisabled,
+            ImdsError::NoInstanceProfile { .. } => ErrorKind::NoInstanceProfile,
+            ImdsError::Connect { .. } | ImdsError::Transport { .. } => ErrorKind::Connect,
+            ImdsError::Status { status, .. } if *status >= 500 => ErrorKind::ServerError,
+            ImdsError::Status { status: 429, .. } => ErrorKind::Throttled,
+            ImdsError::Status { .. } => ErrorKind::ClientError,
+            ImdsError::MissingTtlHeader { .. }
+            | ImdsError::BodyTooLarge { .. }
+            | ImdsError::InvalidResponse { .. } => ErrorKind::InvalidResponse,
+        }
+    }
+}

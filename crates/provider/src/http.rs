@@ -86,6 +86,17 @@ pub(crate) struct ClientSettings {
 }
 
 pub(crate) fn build_client(settings: ClientSettings) -> Result<reqwest::Client, reqwest::Error> {
+    builder(settings).build()
+}
+
+pub(crate) fn build_client_with_read_timeout(
+    settings: ClientSettings,
+    read_timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    builder(settings).read_timeout(read_timeout).build()
+}
+
+fn builder(settings: ClientSettings) -> reqwest::ClientBuilder {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(settings.connect_timeout)
@@ -97,7 +108,7 @@ pub(crate) fn build_client(settings: ClientSettings) -> Result<reqwest::Client, 
     if let Some(resolver) = settings.restrict_resolution {
         b = b.dns_resolver(AllowListResolver(resolver));
     }
-    b.build()
+    b
 }
 
 /// Why a body could not be read.

@@ -14,11 +14,13 @@
 
 pub mod agent;
 pub mod cache;
+pub mod chain;
 pub mod config;
 pub mod context;
 pub mod document;
 mod error;
 mod http;
+pub mod imds;
 mod provider;
 pub mod retry;
 pub mod rfc3339;
@@ -28,10 +30,11 @@ mod status;
 pub mod time;
 pub mod token;
 
+pub use chain::{ChainError, CredentialChain, CredentialChainBuilder, FallbackPolicy};
 pub use context::ProviderContext;
 pub use error::{
-    AgentError, Classify, ConfigError, ErrorKind, ExpiresTooSoon, ParseError, RefreshError,
-    TokenError, TokenOrigin,
+    AgentError, Classify, ConfigError, ErrorKind, ExpiresTooSoon, ImdsError, ParseError,
+    RefreshError, TokenError, TokenOrigin,
 };
 pub use http::{HostResolver, SystemResolver, MAX_BODY_BYTES};
 pub use provider::{BuildError, PodIdentityProvider, PodIdentityProviderBuilder};

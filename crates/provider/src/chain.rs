@@ -1,0 +1,306 @@
+//! The pod-aware credential chain: Pod Identity, else IMDSv2 where safe.
+//!
+//! | Pod Identity env | where            | policy (default)  | result                     |
+//! |------------------|------------------|-------------------|----------------------------|
+//! | present          | anywhere         | —                 | Pod Identity, never IMDS   |
+//! | absent           | Kubernetes pod   | `Deny` (default)  | error naming the fix       |
+//! | absent           | Kubernetes pod   | `Warn`            | IMDS (node role) + warning |
+//! | absent           | Kubernetes pod   | `Allow`           | IMDS (node role)           |
+//! | absent           | not Kubernetes   | `Allow` (default) | IMDS (instance role)       |
+//!
+//! The decision is made once, from configuration: an agent that fails,
+//! times out or refuses is an error, never a reason to fall back (that would
+//! silently escalate a pod to the node's role).
+
+use crate::agent::AgentSource;
+use crate::cache::{RefreshingCache, TaskWatch};
+use crate::config::{self, vars, ImdsEndpointSetting};
+use crate::context::ProviderContext;
+use crate::error::{ConfigError, RefreshError};
+use crate::imds::{ImdsOptions, ImdsSource};
+use crate::provider::{to_credentials_error, BuildError, PodIdentityProviderBuilder};
+use crate::retry::RetryPolicy;
+use crate::schedule::RefreshPolicy;
+use crate::source::{CredentialSource, Fetched};
+use crate::status::Status;
+use aws_credential_types::provider::{self, ProvideCredentials};
+use aws_credential_types::Credentials;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Whether the chain may use IMDS when Pod Identity is not configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackPolicy {
+    /// Refuse with an error (default inside Kubernetes).
+    Deny,
+    /// Fall back, and emit a `WARN` event once per source change.
+    Warn,
+    /// Fall back silently (default outside Kubernetes).
+    Allow,
+}
+
+/// Why the chain could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// Pod Identity is configured but its configuration is invalid. The
+    /// chain does not fall back in this case.
+    #[error("EKS Pod Identity is configured but invalid (not falling back to IMDS): {0}")]
+    PodIdentity(#[source] ConfigError),
+    /// Inside Kubernetes without Pod Identity, IMDS would hand out the node role.
+    #[error("EKS Pod Identity is not configured for this pod ({missing} not set) and the fallback policy is Deny: IMDS here would hand out the node's IAM role, shared by every pod on the node. Fix: create a pod identity association for this pod's service account (and restart the pod), or, if the node role is really intended, opt in with CredentialChain::builder().fallback_policy(FallbackPolicy::Allow)")]
+    FallbackDenied {
+        /// The missing variables.
+        missing: String,
+    },
+    /// Neither Pod Identity nor IMDS is available.
+    #[error("no credential source: EKS Pod Identity is not configured ({full} / {relative} not set) and IMDS is disabled ({disabled}=true)", full = vars::FULL_URI, relative = vars::RELATIVE_URI, disabled = vars::IMDS_DISABLED)]
+    NoSource,
+    /// The IMDS configuration is invalid.
+    #[error("invalid IMDS configuration: {0}")]
+    Imds(#[source] ConfigError),
+}
+
+/// The source the chain selected.
+#[derive(Debug)]
+pub enum ChainSource {
+    /// The Pod Identity Agent.
+    PodIdentity(AgentSource),
+    /// IMDS (the node's or instance's role).
+    Imds {
+        /// The IMDS client.
+        source: ImdsSource,
+        /// Whether to warn on use.
+        warn: bool,
+        /// The last label warned about (warn once per source change).
+        warned: Mutex<Option<String>>,
+    },
+}
+
+impl CredentialSource for ChainSource {
+    fn name(&self) -> &'static str {
+        match self {
+            ChainSource::PodIdentity(s) => s.name(),
+            ChainSource::Imds { source, .. } => source.name(),
+        }
+    }
+
+    async fn fetch(&self) -> Result<Fetched, RefreshError> {
+        match self {
+            ChainSource::PodIdentity(s) => s.fetch().await,
+            ChainSource::Imds {
+                source,
+                warn,
+                warned,
+            } => {
+                let fetched = source.fetch().await?;
+                if *warn {
+                    let mut last = warned.lock().unwrap_or_else(|p| p.into_inner());
+                    if last.as_deref() != Some(fetched.label.as_str()) {
+                        tracing::warn!(
+                            source = fetched.label.as_str(),
+                            policy = "warn",
+                            "EKS Pod Identity is not configured for this pod; using IMDS credentials, which are the NODE's IAM role shared by every pod on the node"
+                        );
+                        *last = Some(fetched.label.clone());
+                    }
+                }
+                Ok(fetched)
+            }
+        }
+    }
+}
+
+/// The recommended entry point: Pod Identity when configured, otherwise
+/// IMDSv2 as the [`FallbackPolicy`] allows, behind the refreshing cache.
+///
+/// ```no_run
+/// use eks_pod_identity_provider::chain::CredentialChain;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let chain = CredentialChain::builder().build()?;
+/// let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+///     .credentials_provider(chain.clone())
+///     .load()
+///     .await;
+/// println!("credentials from {}", chain.status().source);
+/// # let _ = config; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct CredentialChain {
+    cache: RefreshingCache<ChainSource>,
+}
+
+impl fmt::Debug for CredentialChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialChain")
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+impl CredentialChain {
+    /// A builder with the defaults described on [`FallbackPolicy`].
+    pub fn builder() -> CredentialChainBuilder {
+        CredentialChainBuilder::default()
+    }
+
+    /// Credentials, waiting only when a refresh is mandatory.
+    pub async fn credentials(&self) -> Result<Credentials, RefreshError> {
+        self.cache.get().await
+    }
+
+    /// A snapshot: `source` is `pod-identity` or `imds:<role>`.
+    pub fn status(&self) -> Status {
+        self.cache.status()
+    }
+
+    /// `true` when the chain selected Pod Identity.
+    pub fn uses_pod_identity(&self) -> bool {
+        matches!(self.cache.source(), ChainSource::PodIdentity(_))
+    }
+
+    /// A handle telling whether the background refresh task is running.
+    pub fn task_watch(&self) -> TaskWatch {
+        self.cache.task_watch()
+    }
+}
+
+impl ProvideCredentials for CredentialChain {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        match self.cache.cached() {
+            Some(creds) => provider::future::ProvideCredentials::ready(Ok(creds)),
+            None => provider::future::ProvideCredentials::new(async move {
+                self.cache.get().await.map_err(to_credentials_error)
+            }),
+        }
+    }
+}
+
+/// Builds a [`CredentialChain`].
+#[derive(Debug, Default, Clone)]
+pub struct CredentialChainBuilder {
+    pod_identity: PodIdentityProviderBuilder,
+    fallback: Option<FallbackPolicy>,
+    imds_endpoint: Option<String>,
+    imds: ImdsOptions,
+}
+
+impl CredentialChainBuilder {
+    /// Replaces env, filesystem, clock, randomness and DNS.
+    pub fn context(mut self, ctx: ProviderContext) -> Self {
+        self.pod_identity = self.pod_identity.context(ctx);
+        self
+    }
+
+    /// Configures the Pod Identity part (endpoint, token, timeouts...).
+    /// Its context and refresh policy are overridden by the chain's.
+    pub fn pod_identity(mut self, builder: PodIdentityProviderBuilder) -> Self {
+        let ctx = self.pod_identity.ctx.clone();
+        let refresh = self.pod_identity.refresh.clone();
+        self.pod_identity = builder.context(ctx).refresh_policy(refresh);
+        self
+    }
+
+    /// The fallback policy (default: `Deny` inside Kubernetes, i.e. when
+    /// `KUBERNETES_SERVICE_HOST` is set; `Allow` elsewhere).
+    pub fn fallback_policy(mut self, policy: FallbackPolicy) -> Self {
+        self.fallback = Some(policy);
+        self
+    }
+
+    /// Overrides the IMDS endpoint (default: environment, then
+    /// `http://169.254.169.254`).
+    pub fn imds_endpoint(mut self, uri: impl Into<String>) -> Self {
+        self.imds_endpoint = Some(uri.into());
+        self
+    }
+
+    /// Allows IMDSv1 when the token request fails (default: never).
+    pub fn allow_imdsv1(mut self, allow: bool) -> Self {
+        self.imds.allow_imdsv1 = allow;
+        self
+    }
+
+    /// Extends already-expired IMDS credentials during IMDS outages
+    /// (default: on; IMDS only, never Pod Identity).
+    pub fn extend_stale_imds_credentials(mut self, extend: bool) -> Self {
+        self.imds.extend_stale_credentials = extend;
+        self
+    }
+
+    /// IMDS connect/read timeouts (default 1 s each).
+    pub fn imds_timeouts(mut self, connect: Duration, read: Duration) -> Self {
+        self.imds.connect_timeout = connect;
+        self.imds.read_timeout = read;
+        self
+    }
+
+    /// IMDS per-request retries (default 3 attempts).
+    pub fn imds_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.imds.retry = retry;
+        self
+    }
+
+    /// Refresh windows and jitter for whichever source is selected.
+    pub fn refresh_policy(mut self, refresh: RefreshPolicy) -> Self {
+        self.pod_identity = self.pod_identity.refresh_policy(refresh);
+        self
+    }
+
+    /// The policy in force for this environment.
+    fn effective_policy(&self) -> FallbackPolicy {
+        self.fallback.unwrap_or_else(|| {
+            if self
+                .pod_identity
+                .ctx
+                .env()
+                .non_empty(vars::KUBERNETES_SERVICE_HOST)
+                .is_some()
+            {
+                FallbackPolicy::Deny
+            } else {
+                FallbackPolicy::Allow
+            }
+        })
+    }
+
+    /// Selects the source and builds the chain. Nothing is fetched yet.
+    pub fn build(self) -> Result<CredentialChain, ChainError> {
+        let ctx = self.pod_identity.ctx.clone();
+        let refresh = self.pod_identity.refresh.clone();
+        let source = match self.pod_identity.build_source() {
+            Ok(agent) => ChainSource::PodIdentity(agent),
+            Err(BuildError::Config(e)) => return Err(ChainError::PodIdentity(e)),
+            Err(BuildError::NotConfigured) => {
+                let policy = self.effective_policy();
+                if policy == FallbackPolicy::Deny {
+                    return Err(ChainError::FallbackDenied {
+                        missing: format!("{} / {}", vars::FULL_URI, vars::TOKEN_FILE),
+                    });
+                }
+                let endpoint =
+                    match config::imds_endpoint_from_env(ctx.env(), self.imds_endpoint.as_deref())
+                        .map_err(ChainError::Imds)?
+                    {
+                        ImdsEndpointSetting::Disabled => return Err(ChainError::NoSource),
+                        ImdsEndpointSetting::Endpoint(u) => u,
+                    };
+                let source = ImdsSource::new(endpoint, ctx.clone(), self.imds, refresh.mandatory_window)
+                    .map_err(ChainError::Imds)?;
+                ChainSource::Imds {
+                    source,
+                    warn: policy == FallbackPolicy::Warn,
+                    warned: Mutex::new(None),
+                }
+            }
+        };
+        Ok(CredentialChain {
+            cache: RefreshingCache::new(source, refresh, ctx.clock.clone(), ctx.rng.clone()),
+        })
+    }
+}

@@ -1,0 +1,417 @@
+//! The IMDSv2 client: session token, role discovery, credentials.
+//!
+//! Used only where the [chain](crate::chain)'s fallback policy allows it:
+//! inside a Kubernetes pod, IMDS credentials are the *node's* role.
+
+use crate::config::Secret;
+use crate::context::ProviderContext;
+use crate::document::{self, Flavor};
+use crate::error::{Classify, ConfigError, ImdsError, RefreshError};
+use crate::http::{self, BodyError, ClientSettings, MAX_BODY_BYTES};
+use crate::retry::RetryPolicy;
+use crate::rfc3339;
+use crate::source::{CredentialSource, Fetched};
+use crate::time::uniform;
+use reqwest::Method;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+use url::Url;
+
+/// The provider name stamped on credentials from IMDS.
+pub const PROVIDER_NAME: &str = "Ec2InstanceMetadata";
+
+const TOKEN_PATH: &str = "/latest/api/token";
+const ROLE_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
+const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
+/// Session-token lifetime we ask for (the maximum, 6 h).
+const TOKEN_TTL_SECS: u64 = 21_600;
+/// Re-fetch the session token this long before IMDS says it expires.
+const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(120);
+
+/// IMDS client settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImdsOptions {
+    /// TCP connect timeout (default 1 s).
+    pub connect_timeout: Duration,
+    /// Read timeout per attempt (default 1 s).
+    pub read_timeout: Duration,
+    /// Per-request retries of 5xx/connect/timeouts (default 3 attempts).
+    pub retry: RetryPolicy,
+    /// Fall back to IMDSv1 (no token) when the token request fails other
+    /// than with 403. Off by default: IMDSv1 is reachable from any pod at any
+    /// hop limit.
+    pub allow_imdsv1: bool,
+    /// Extend credentials that arrive already expired by 10 min + up to
+    /// 5 min of jitter, with a warning (IMDS serves stale credentials during
+    /// its own outages; the SDKs do the same). Default on.
+    pub extend_stale_credentials: bool,
+}
+
+impl Default for ImdsOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            allow_imdsv1: false,
+            extend_stale_credentials: true,
+        }
+    }
+}
+
+struct SessionToken {
+    value: Secret,
+    refresh_after: SystemTime,
+}
+
+/// Fetches the instance profile's credentials from IMDSv2.
+pub struct ImdsSource {
+    endpoint: Url,
+    client: reqwest::Client,
+    ctx: ProviderContext,
+    options: ImdsOptions,
+    token: Mutex<Option<SessionToken>>,
+    /// Credentials expire at least this long after arrival or count as
+    /// stale (the cache's mandatory window).
+    min_validity: Duration,
+}
+
+impl fmt::Debug for ImdsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImdsSource")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Auth {
+    Token(Secret),
+    V1,
+}
+
+impl ImdsSource {
+    /// An IMDS client for `endpoint`. Credentials that arrive with less than
+    /// `min_validity` left are treated as stale (see
+    /// [`ImdsOptions::extend_stale_credentials`]). Most users want
+    /// [`CredentialChain`](crate::CredentialChain) instead.
+    pub fn new(
+        endpoint: Url,
+        ctx: ProviderContext,
+        options: ImdsOptions,
+        min_validity: Duration,
+    ) -> Result<Self, ConfigError> {
+        // The shared hardening (no redirects, no proxy) plus a read timeout:
+        // a token PUT that connects and then hangs must end quickly.
+        let client = http::build_client_with_read_timeout(
+            ClientSettings {
+                connect_timeout: options.connect_timeout,
+                bypass_proxy: true,
+                restrict_resolution: None,
+            },
+            options.read_timeout,
+        )
+        .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+        Ok(Self {
+            endpoint,
+            client,
+            ctx,
+            options,
+            token: Mutex::new(None),
+            min_validity,
+        })
+    }
+
+    /// The IMDS endpoint.
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    fn endpoint_str(&self) -> String {
+        self.endpoint.as_str().trim_end_matches('/').to_owned()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.endpoint_str(), path)
+    }
+
+    /// One HTTP exchange. Returns status, headers' TTL, and body.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        header: Option<(&'static str, &str)>,
+    ) -> Result<(u16, Option<String>, Vec<u8>), ImdsError> {
+        let mut req = self.client.request(method.clone(), self.url(path));
+        if let Some((k, v)) = header {
+            let mut value = reqwest::header::HeaderValue::from_str(v).map_err(|_| {
+                ImdsError::Transport {
+                    endpoint: self.endpoint_str(),
+                    detail: "invalid header value".into(),
+                }
+            })?;
+            value.set_sensitive(k == TOKEN_HEADER);
+            req = req.header(k, value);
+        }
+        let deadline = self.options.connect_timeout + self.options.read_timeout * 2;
+        let fut = async {
+            let resp = req.send().await.map_err(|e| self.transport_error(e, &method, path))?;
+            let status = resp.status().as_u16();
+            let ttl = resp
+                .headers()
+                .get(TTL_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = http::read_capped(resp, MAX_BODY_BYTES).await.map_err(|e| match e {
+                BodyError::TooLarge => ImdsError::BodyTooLarge {
+                    endpoint: self.endpoint_str(),
+                    path: path.to_owned(),
+                    limit: MAX_BODY_BYTES,
+                },
+                BodyError::Transport(e) => self.transport_error(e, &method, path),
+            })?;
+            Ok((status, ttl, body))
+        };
+        tokio::time::timeout(deadline, fut)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout_error(&method, path, deadline)))
+    }
+
+    fn timeout_error(&self, method: &Method, path: &str, after: Duration) -> ImdsError {
+        if *method == Method::PUT {
+            ImdsError::TokenUnanswered {
+                endpoint: self.endpoint_str(),
+                after,
+            }
+        } else {
+            ImdsError::Timeout {
+                endpoint: self.endpoint_str(),
+                path: path.to_owned(),
+                after,
+            }
+        }
+    }
+
+    fn transport_error(&self, e: reqwest::Error, method: &Method, path: &str) -> ImdsError {
+        if e.is_connect() {
+            if e.is_timeout() {
+                ImdsError::Timeout {
+                    endpoint: self.endpoint_str(),
+                    path: path.to_owned(),
+                    after: self.options.connect_timeout,
+                }
+            } else {
+                ImdsError::Connect {
+                    endpoint: self.endpoint_str(),
+                    detail: http::root_cause(&e),
+                }
+            }
+        } else if e.is_timeout() {
+            // Connected, then no answer: for the token PUT this is the
+            // signature of a hop limit of 1 seen from a pod.
+            self.timeout_error(method, path, self.options.read_timeout)
+        } else {
+            ImdsError::Transport {
+                endpoint: self.endpoint_str(),
+                detail: http::root_cause(&e),
+            }
+        }
+    }
+
+    /// Runs `op` with jittered retries of retryable errors.
+    async fn with_retries<T, F, Fut>(&self, mut op: F) -> Result<T, ImdsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ImdsError>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() && attempt < self.options.retry.max_attempts => {
+                    let delay = self.options.retry.backoff(attempt, &*self.ctx.rng);
+                    tracing::debug!(source = "imds", attempt, error_kind = e.kind().as_str(), error = %e, "IMDS request failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The cached session token, or a new one.
+    async fn auth(&self) -> Result<Auth, ImdsError> {
+        let now = self.ctx.clock.now();
+        if let Some(t) = self.token.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if now < t.refresh_after {
+                return Ok(Auth::Token(t.value.clone()));
+            }
+        }
+        let ttl = TOKEN_TTL_SECS.to_string();
+        let result = self
+            .with_retries(|| self.exchange(Method::PUT, TOKEN_PATH, Some((TTL_HEADER, &ttl))))
+            .await;
+        let (status, ttl_header, body) = match result {
+            Ok(r) => r,
+            Err(e @ ImdsError::TokenUnanswered { .. }) | Err(e @ ImdsError::Connect { .. })
+                if !self.options.allow_imdsv1 =>
+            {
+                return Err(e)
+            }
+            Err(e) if self.options.allow_imdsv1 => {
+                tracing::warn!(source = "imds", error = %e, "IMDSv2 token request failed; using IMDSv1 as explicitly allowed");
+                return Ok(Auth::V1);
+            }
+            Err(e) => return Err(e),
+        };
+        match status {
+            200 => {}
+            403 => {
+                return Err(ImdsError::Disabled {
+                    endpoint: self.endpoint_str(),
+                })
+            }
+            _ if self.options.allow_imdsv1 => {
+                tracing::warn!(source = "imds", status, "IMDSv2 token request rejected; using IMDSv1 as explicitly allowed");
+                return Ok(Auth::V1);
+            }
+            _ => {
+                return Err(ImdsError::Status {
+                    endpoint: self.endpoint_str(),
+                    path: TOKEN_PATH.into(),
+                    status,
+                })
+            }
+        }
+        let ttl_secs: u64 = ttl_header
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| ImdsError::MissingTtlHeader {
+                endpoint: self.endpoint_str(),
+            })?;
+        let value = String::from_utf8(body)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| (0x21..0x7f).contains(&b)))
+            .ok_or_else(|| ImdsError::Transport {
+                endpoint: self.endpoint_str(),
+                detail: "the session token is empty or not printable ASCII".into(),
+            })?;
+        let value = Secret::new(value);
+        let lifetime = Duration::from_secs(ttl_secs).saturating_sub(TOKEN_REFRESH_MARGIN);
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(SessionToken {
+            value: value.clone(),
+            refresh_after: now + lifetime,
+        });
+        Ok(Auth::Token(value))
+    }
+
+    fn forget_token(&self) {
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// GET with the session token; on 401 get a new token and retry once.
+    async fn get(&self, path: &str) -> Result<(u16, Vec<u8>), ImdsError> {
+        let mut renewed = false;
+        loop {
+            let auth = self.auth().await?;
+            let (status, _, body) = match &auth {
+                Auth::Token(t) => {
+                    let t = t.expose().to_owned();
+                    self.with_retries(|| self.exchange(Method::GET, path, Some((TOKEN_HEADER, &t))))
+                        .await?
+                }
+                Auth::V1 => self.with_retries(|| self.exchange(Method::GET, path, None)).await?,
+            };
+            if status == 401 && !renewed && matches!(auth, Auth::Token(_)) {
+                renewed = true;
+                self.forget_token();
+                continue;
+            }
+            return Ok((status, body));
+        }
+    }
+
+    async fn fetch_inner(&self) -> Result<Fetched, ImdsError> {
+        let (status, body) = self.get(ROLE_PATH).await?;
+        if status == 404 {
+            return Err(ImdsError::NoInstanceProfile {
+                endpoint: self.endpoint_str(),
+                detail: "404",
+            });
+        }
+        self.expect_ok(status, ROLE_PATH)?;
+        let role = String::from_utf8_lossy(&body)
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| ImdsError::NoInstanceProfile {
+                endpoint: self.endpoint_str(),
+                detail: "empty",
+            })?;
+        if role.contains('/') || role.contains("..") {
+            return Err(ImdsError::Transport {
+                endpoint: self.endpoint_str(),
+                detail: format!("role name {role:?} is not a valid IAM role name"),
+            });
+        }
+        let path = format!("{ROLE_PATH}{role}");
+        let (status, body) = self.get(&path).await?;
+        self.expect_ok(status, &path)?;
+        let doc = document::parse(&body, Flavor::Imds).map_err(|source| {
+            ImdsError::InvalidResponse {
+                endpoint: self.endpoint_str(),
+                role: role.clone(),
+                source,
+            }
+        })?;
+        let mut expiration = doc.expiration;
+        let now = self.ctx.clock.now();
+        if self.options.extend_stale_credentials && expiration <= now + self.min_validity {
+            let extended = now
+                + Duration::from_secs(600)
+                + uniform(&*self.ctx.rng, Duration::ZERO, Duration::from_secs(300));
+            tracing::warn!(
+                source = "imds",
+                role = role.as_str(),
+                expiration = %rfc3339::format(expiration),
+                extended_to = %rfc3339::format(extended),
+                "IMDS served expired credentials (likely an IMDS outage); using them until the extended time as the AWS SDKs do"
+            );
+            expiration = extended;
+        }
+        let mut credentials = doc.into_credentials(PROVIDER_NAME);
+        *credentials.expiry_mut() = Some(expiration);
+        Ok(Fetched {
+            credentials,
+            expiration,
+            label: format!("imds:{role}"),
+        })
+    }
+
+    fn expect_ok(&self, status: u16, path: &str) -> Result<(), ImdsError> {
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(ImdsError::Status {
+                endpoint: self.endpoint_str(),
+                path: path.to_owned(),
+                status,
+            })
+        }
+    }
+}
+
+impl CredentialSource for ImdsSource {
+    fn name(&self) -> &'static str {
+        "imds"
+    }
+
+    async fn fetch(&self) -> Result<Fetched, RefreshError> {
+        self.fetch_inner()
+            .await
+            .map_err(|e| RefreshError::new("imds", e))
+    }
+}
