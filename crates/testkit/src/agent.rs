@@ -111,6 +111,8 @@ impl TokenBucket {
 /// One logged request. Never contains a token or a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
+    /// Sequence number (1-based, in arrival order; survives [`FakeAgent::reset_stats`]).
+    pub id: u64,
     /// When it arrived (injected wall clock).
     pub at: SystemTime,
     /// HTTP method.
@@ -159,6 +161,7 @@ struct Settings {
 }
 
 struct Shared {
+    seq: std::sync::atomic::AtomicU64,
     settings: Mutex<Settings>,
     limiter: Mutex<Option<TokenBucket>>,
     stats: Mutex<AgentStats>,
@@ -311,6 +314,7 @@ impl FakeAgentBuilder {
         let (listeners, addrs) = server::bind_all(&binds).await?;
         let (total_tx, _) = watch::channel(0u64);
         let shared = Arc::new(Shared {
+            seq: std::sync::atomic::AtomicU64::new(0),
             settings: Mutex::new(self.settings),
             limiter: Mutex::new(self.rate_limit.map(TokenBucket::new)),
             stats: Mutex::new(AgentStats::default()),
@@ -508,33 +512,33 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, _conn: Arc<ConnInfo
     };
     let method = req.method().to_string();
     drop(req);
-    let idx = {
+    let id = shared
+        .seq
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    {
         let mut st = lock(&shared.stats);
         st.total += 1;
         st.in_flight += 1;
         st.log.push(RequestRecord {
+            id,
             at: (shared.clock)(),
             method,
             path: info.path.clone(),
             status: None,
             fault: None,
         });
-        let total = st.total;
         drop(st);
-        shared.total_tx.send_replace(total);
-        total as usize - 1
-    };
-    let _guard = InFlight(&shared);
-    let (outcome, fault) = respond(&shared, &info).await;
-    let mut st = lock(&shared.stats);
-    if let Some(rec) = st.log.get_mut(idx) {
-        rec.fault = fault;
     }
+    shared.total_tx.send_modify(|t| *t += 1);
+    let _guard = InFlight(&shared);
+    let outcome = respond(&shared, &info, id).await;
+    let mut st = lock(&shared.stats);
     match &outcome {
         Outcome::Respond(r) => {
             let code = r.status().as_u16();
             *st.by_status.entry(code).or_default() += 1;
-            if let Some(rec) = st.log.get_mut(idx) {
+            if let Some(rec) = st.log.iter_mut().rev().find(|r| r.id == id) {
                 rec.status = Some(code);
             }
         }
@@ -562,60 +566,52 @@ fn upstream_error(status: u16, code: &str, message: &str, fault: &str) -> Resp {
     )
 }
 
-async fn respond(shared: &Shared, req: &ReqInfo) -> (Outcome, Option<&'static str>) {
+async fn respond(shared: &Shared, req: &ReqInfo, id: u64) -> Outcome {
     let latency = lock(&shared.settings).latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     if req.path != CREDENTIALS_PATH {
-        return (
-            Outcome::Respond(server::text(404, "404 page not found")),
-            None,
-        );
+        return Outcome::Respond(server::text(404, "404 page not found"));
     }
     let host_check = lock(&shared.settings).host_check.clone();
     if let Some(allowed) = host_check {
         let host = req.host.as_deref().unwrap_or("");
         if !host_allowed(host, &allowed) {
-            return (
-                Outcome::Respond(server::text(403, "Forbidden: invalid Host header")),
-                None,
-            );
+            return Outcome::Respond(server::text(403, "Forbidden: invalid Host header"));
         }
     }
     if let Some(bucket) = lock(&shared.limiter).as_mut() {
         if !bucket.try_take() {
-            return (Outcome::Respond(server::text(429, MSG_TOO_MANY)), None);
+            return Outcome::Respond(server::text(429, MSG_TOO_MANY));
         }
     }
     let fault = lock(&shared.settings).faults.next_fault();
-    let name = fault.as_ref().map(Fault::name);
+    if let Some(f) = &fault {
+        let mut st = lock(&shared.stats);
+        if let Some(rec) = st.log.iter_mut().rev().find(|r| r.id == id) {
+            rec.fault = Some(f.name());
+        }
+    }
     let mut expiry_override = None;
     match fault {
         None => {}
-        Some(Fault::Status(code, body)) => {
-            return (Outcome::Respond(server::text(code, body)), name)
-        }
-        Some(Fault::TooManyRequests) => {
-            return (Outcome::Respond(server::text(429, MSG_TOO_MANY)), name)
-        }
-        Some(Fault::Hang) => return (server::hang().await, name),
-        Some(Fault::Drop) => return (Outcome::Drop, name),
+        Some(Fault::Status(code, body)) => return Outcome::Respond(server::text(code, body)),
+        Some(Fault::TooManyRequests) => return Outcome::Respond(server::text(429, MSG_TOO_MANY)),
+        Some(Fault::Hang) => return server::hang().await,
+        Some(Fault::Drop) => return Outcome::Drop,
         Some(Fault::Malformed) => {
-            return (
-                Outcome::Respond(server::raw(
-                    200,
-                    "application/json",
-                    "{\"AccessKeyId\": \"ASIA",
-                )),
-                name,
-            )
+            return Outcome::Respond(server::raw(
+                200,
+                "application/json",
+                "{\"AccessKeyId\": \"ASIA",
+            ))
         }
         Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
         Some(Fault::ExpiredCredentials) => expiry_override = Some(None),
         Some(Fault::ExpiresIn(d)) => expiry_override = Some(Some(d)),
     }
-    (credentials(shared, req, expiry_override).await, name)
+    credentials(shared, req, expiry_override).await
 }
 
 /// `expiry_override`: `Some(None)` = already expired, `Some(Some(d))` = expires in `d`.
@@ -724,6 +720,25 @@ fn json_response(c: &MintedCredentials) -> Resp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn token_bucket_refills_with_tokio_time() {
+        let mut b = TokenBucket::new(RateLimit::default());
+        for _ in 0..500 {
+            assert!(b.try_take());
+        }
+        assert!(!b.try_take(), "burst of 500 exhausted");
+        tokio::time::advance(Duration::from_millis(10)).await;
+        for _ in 0..10 {
+            assert!(b.try_take(), "1000/s refills 10 tokens in 10 ms");
+        }
+        assert!(!b.try_take());
+        tokio::time::advance(Duration::from_secs(60)).await;
+        for _ in 0..500 {
+            assert!(b.try_take());
+        }
+        assert!(!b.try_take(), "never more than the burst");
+    }
 
     #[test]
     fn host_matching() {

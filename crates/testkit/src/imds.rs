@@ -61,6 +61,8 @@ pub enum ImdsMode {
 /// One logged request (no token values).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImdsRecord {
+    /// Sequence number (1-based, in arrival order).
+    pub id: u64,
     /// Arrival time (injected wall clock).
     pub at: SystemTime,
     /// Method.
@@ -119,6 +121,7 @@ struct Settings {
 }
 
 struct Shared {
+    seq: std::sync::atomic::AtomicU64,
     settings: Mutex<Settings>,
     tokens: Mutex<HashMap<String, Instant>>,
     stats: Mutex<ImdsStats>,
@@ -245,6 +248,7 @@ impl FakeImdsBuilder {
         let (listeners, addrs) = server::bind_all(&binds).await?;
         let (total_tx, _) = watch::channel(0);
         let shared = Arc::new(Shared {
+            seq: std::sync::atomic::AtomicU64::new(0),
             settings: Mutex::new(self.settings),
             tokens: Mutex::new(HashMap::new()),
             stats: Mutex::new(ImdsStats::default()),
@@ -429,29 +433,31 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, conn: Arc<ConnInfo>
         token: header(TOKEN_HEADER),
     };
     drop(req);
-    let idx = {
+    let id = shared
+        .seq
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    {
         let mut st = lock(&shared.stats);
         st.total += 1;
         st.in_flight += 1;
         st.log.push(ImdsRecord {
+            id,
             at: (shared.clock)(),
             method: info.method.to_string(),
             path: info.path.clone(),
             had_token: info.token.is_some(),
             status: None,
         });
-        let total = st.total;
-        drop(st);
-        shared.total_tx.send_replace(total);
-        total as usize - 1
-    };
+    }
+    shared.total_tx.send_modify(|t| *t += 1);
     let _guard = InFlight(&shared);
     let outcome = respond(&shared, &info, &conn).await;
     let mut st = lock(&shared.stats);
     if let Outcome::Respond(r) = &outcome {
         let code = r.status().as_u16();
         *st.by_status.entry(code).or_default() += 1;
-        if let Some(rec) = st.log.get_mut(idx) {
+        if let Some(rec) = st.log.iter_mut().rev().find(|r| r.id == id) {
             rec.status = Some(code);
         }
     }
