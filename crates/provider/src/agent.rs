@@ -4,7 +4,9 @@
 use crate::config::{AgentEndpoint, TokenSource};
 use crate::context::ProviderContext;
 use crate::document::{self, CredentialsDocument, Flavor};
-use crate::error::{is_token_expired_message, AgentError, Classify, ConfigError, RefreshError, TokenError};
+use crate::error::{
+    is_token_expired_message, AgentError, Classify, ConfigError, RefreshError, TokenError,
+};
 use crate::http::{self, BodyError, ClientSettings, MAX_BODY_BYTES};
 use crate::retry::RetryPolicy;
 use crate::source::{CredentialSource, Fetched};

@@ -117,12 +117,7 @@ impl TaskWatch {
 
 impl<S: CredentialSource> RefreshingCache<S> {
     /// A cache over `source`. Nothing is fetched until the first call.
-    pub fn new(
-        source: S,
-        policy: RefreshPolicy,
-        clock: SharedClock,
-        rng: SharedRandom,
-    ) -> Self {
+    pub fn new(source: S, policy: RefreshPolicy, clock: SharedClock, rng: SharedRandom) -> Self {
         Self {
             inner: Arc::new(Inner {
                 source,
@@ -239,7 +234,11 @@ impl<S: CredentialSource> RefreshingCache<S> {
     }
 
     fn refresh_due(&self) -> bool {
-        let sched = self.inner.schedule.lock().unwrap_or_else(|p| p.into_inner());
+        let sched = self
+            .inner
+            .schedule
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         sched
             .next_refresh
             .is_some_and(|t| self.inner.clock.now() >= t)
@@ -323,7 +322,10 @@ impl<S: CredentialSource> RefreshingCache<S> {
     fn accept(&self, fetched: Fetched) -> Result<Arc<Entry>, RefreshError> {
         let now = self.inner.clock.now();
         let window = self.inner.policy.mandatory_window;
-        let remaining = fetched.expiration.duration_since(now).unwrap_or(Duration::ZERO);
+        let remaining = fetched
+            .expiration
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO);
         if remaining <= window {
             return Err(RefreshError::new(
                 self.inner.source.name(),
@@ -402,11 +404,7 @@ impl<S: CredentialSource> RefreshingCache<S> {
 
 /// The background refresher. Holds the cache only through `Weak`, and never
 /// across a sleep, so dropping the last handle ends it.
-async fn refresher<S: CredentialSource>(
-    weak: Weak<Inner<S>>,
-    wake: Arc<Notify>,
-    _marker: Arc<()>,
-) {
+async fn refresher<S: CredentialSource>(weak: Weak<Inner<S>>, wake: Arc<Notify>, _marker: Arc<()>) {
     loop {
         let (due, clock) = {
             let Some(inner) = weak.upgrade() else { return };
@@ -425,7 +423,10 @@ async fn refresher<S: CredentialSource>(
         }
         let Some(inner) = weak.upgrade() else { return };
         let cache = RefreshingCache { inner };
-        if cache.next_wakeup().is_some_and(|t| cache.inner.clock.now() >= t) {
+        if cache
+            .next_wakeup()
+            .is_some_and(|t| cache.inner.clock.now() >= t)
+        {
             tracing::debug!(source = cache.inner.source.name(), "proactive refresh");
             if let Ok(flight) = cache.join_flight() {
                 let _ = flight.await;

@@ -290,8 +290,9 @@ impl CredentialChainBuilder {
                         ImdsEndpointSetting::Disabled => return Err(ChainError::NoSource),
                         ImdsEndpointSetting::Endpoint(u) => u,
                     };
-                let source = ImdsSource::new(endpoint, ctx.clone(), self.imds, refresh.mandatory_window)
-                    .map_err(ChainError::Imds)?;
+                let source =
+                    ImdsSource::new(endpoint, ctx.clone(), self.imds, refresh.mandatory_window)
+                        .map_err(ChainError::Imds)?;
                 ChainSource::Imds {
                     source,
                     warn: policy == FallbackPolicy::Warn,

@@ -118,7 +118,9 @@ impl AgentEndpoint {
         match self.uri.host() {
             Some(Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local(),
             Some(Host::Ipv6(ip)) => {
-                ip.is_loopback() || ip == POD_IDENTITY_AGENT_V6 || (ip.segments()[0] & 0xffc0) == 0xfe80
+                ip.is_loopback()
+                    || ip == POD_IDENTITY_AGENT_V6
+                    || (ip.segments()[0] & 0xffc0) == 0xfe80
             }
             Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
             None => false,
@@ -128,7 +130,9 @@ impl AgentEndpoint {
 
 impl fmt::Debug for AgentEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("AgentEndpoint").field(&self.uri.as_str()).finish()
+        f.debug_tuple("AgentEndpoint")
+            .field(&self.uri.as_str())
+            .finish()
     }
 }
 
@@ -361,7 +365,10 @@ mod tests {
                 (Ok(ep), Ok(must)) => assert_eq!(ep.must_resolve_to_allowed(), *must, "{uri}"),
                 (Err(e), Err(needle)) => {
                     let msg = e.to_string();
-                    assert!(msg.contains(needle), "{uri}: {msg:?} should mention {needle:?}")
+                    assert!(
+                        msg.contains(needle),
+                        "{uri}: {msg:?} should mention {needle:?}"
+                    )
                 }
                 (got, want) => panic!("{uri}: got {got:?}, want {want:?}"),
             }
@@ -372,8 +379,14 @@ mod tests {
     fn refused_host_error_names_host_and_rule() {
         let err = validate_uri(vars::FULL_URI, "http://10.0.0.1/creds").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("10.0.0.1") && msg.contains("169.254.170.23") && msg.contains("https"), "{msg}");
-        assert_eq!(crate::error::Classify::kind(&err), crate::ErrorKind::RefusedHost);
+        assert!(
+            msg.contains("10.0.0.1") && msg.contains("169.254.170.23") && msg.contains("https"),
+            "{msg}"
+        );
+        assert_eq!(
+            crate::error::Classify::kind(&err),
+            crate::ErrorKind::RefusedHost
+        );
     }
 
     #[test]
@@ -399,7 +412,10 @@ mod tests {
         ]))
         .unwrap()
         .unwrap();
-        assert_eq!(c.endpoint.uri().as_str(), "http://169.254.170.2/v2/credentials/x");
+        assert_eq!(
+            c.endpoint.uri().as_str(),
+            "http://169.254.170.2/v2/credentials/x"
+        );
         assert_eq!(c.endpoint_var, vars::RELATIVE_URI);
         assert!(container_credentials_from_env(&env(&[(vars::RELATIVE_URI, "v2/x")])).is_err());
     }
@@ -417,9 +433,14 @@ mod tests {
             (vars::FULL_URI, "http://169.254.170.23/v1/credentials"),
             (vars::TOKEN, "inline"),
         ]);
-        let c = container_credentials_from_env(&value_only).unwrap().unwrap();
+        let c = container_credentials_from_env(&value_only)
+            .unwrap()
+            .unwrap();
         assert_eq!(c.token, Some(TokenSource::Value(Secret::new("inline"))));
-        assert!(!format!("{c:?}").contains("inline"), "Debug must redact the token");
+        assert!(
+            !format!("{c:?}").contains("inline"),
+            "Debug must redact the token"
+        );
     }
 
     #[test]
@@ -431,7 +452,11 @@ mod tests {
             ("http://localhost:1/x", true),
             ("https://creds.example.com/x", false),
         ] {
-            assert_eq!(AgentEndpoint::parse(uri).unwrap().is_local(), local, "{uri}");
+            assert_eq!(
+                AgentEndpoint::parse(uri).unwrap().is_local(),
+                local,
+                "{uri}"
+            );
         }
     }
 }
@@ -450,9 +475,10 @@ pub const IMDS_IPV4: &str = "http://169.254.169.254";
 /// The default IPv6 IMDS endpoint.
 pub const IMDS_IPV6: &str = "http://[fd00:ec2::254]";
 
-/// Resolves the IMDS endpoint: `override_uri` > `AWS_EC2_METADATA_SERVICE_ENDPOINT`
-/// > `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE` (`IPv4` / `IPv6`) > IPv4.
-/// `AWS_EC2_METADATA_DISABLED=true` wins over everything.
+/// Resolves the IMDS endpoint, first match wins:
+/// `AWS_EC2_METADATA_DISABLED=true` (disabled), `override_uri`,
+/// `AWS_EC2_METADATA_SERVICE_ENDPOINT`, `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE`
+/// (`IPv4` / `IPv6`), then IPv4.
 ///
 /// ```
 /// use eks_pod_identity_provider::config::{imds_endpoint_from_env, ImdsEndpointSetting, MapEnv};
@@ -518,29 +544,54 @@ mod imds_tests {
 
     #[test]
     fn imds_endpoint_precedence() {
-        let e = |pairs: &[(&str, &str)], o: Option<&str>| {
-            match imds_endpoint_from_env(&pairs.iter().copied().collect::<MapEnv>(), o) {
-                Ok(ImdsEndpointSetting::Endpoint(u)) => u.to_string(),
-                Ok(ImdsEndpointSetting::Disabled) => "disabled".into(),
-                Err(e) => format!("error: {e}"),
-            }
+        let e = |pairs: &[(&str, &str)], o: Option<&str>| match imds_endpoint_from_env(
+            &pairs.iter().copied().collect::<MapEnv>(),
+            o,
+        ) {
+            Ok(ImdsEndpointSetting::Endpoint(u)) => u.to_string(),
+            Ok(ImdsEndpointSetting::Disabled) => "disabled".into(),
+            Err(e) => format!("error: {e}"),
         };
         assert_eq!(e(&[], None), "http://169.254.169.254/");
-        assert_eq!(e(&[(vars::IMDS_ENDPOINT_MODE, "IPv6")], None), "http://[fd00:ec2::254]/");
-        assert_eq!(e(&[(vars::IMDS_ENDPOINT_MODE, "ipv4")], None), "http://169.254.169.254/");
         assert_eq!(
-            e(&[(vars::IMDS_ENDPOINT_MODE, "IPv6"), (vars::IMDS_ENDPOINT, "http://127.0.0.1:1234")], None),
+            e(&[(vars::IMDS_ENDPOINT_MODE, "IPv6")], None),
+            "http://[fd00:ec2::254]/"
+        );
+        assert_eq!(
+            e(&[(vars::IMDS_ENDPOINT_MODE, "ipv4")], None),
+            "http://169.254.169.254/"
+        );
+        assert_eq!(
+            e(
+                &[
+                    (vars::IMDS_ENDPOINT_MODE, "IPv6"),
+                    (vars::IMDS_ENDPOINT, "http://127.0.0.1:1234")
+                ],
+                None
+            ),
             "http://127.0.0.1:1234/"
         );
         assert_eq!(
-            e(&[(vars::IMDS_ENDPOINT, "http://127.0.0.1:1234")], Some("http://[::1]:9")),
+            e(
+                &[(vars::IMDS_ENDPOINT, "http://127.0.0.1:1234")],
+                Some("http://[::1]:9")
+            ),
             "http://[::1]:9/"
         );
         assert_eq!(
-            e(&[(vars::IMDS_DISABLED, "true"), (vars::IMDS_ENDPOINT, "http://127.0.0.1:1")], Some("http://[::1]:9")),
+            e(
+                &[
+                    (vars::IMDS_DISABLED, "true"),
+                    (vars::IMDS_ENDPOINT, "http://127.0.0.1:1")
+                ],
+                Some("http://[::1]:9")
+            ),
             "disabled"
         );
-        assert_eq!(e(&[(vars::IMDS_DISABLED, "false")], None), "http://169.254.169.254/");
+        assert_eq!(
+            e(&[(vars::IMDS_DISABLED, "false")], None),
+            "http://169.254.169.254/"
+        );
         assert!(e(&[(vars::IMDS_ENDPOINT_MODE, "IPv5")], None).contains("expected IPv4 or IPv6"));
         assert!(e(&[(vars::IMDS_ENDPOINT, "http://fd00:ec2::254")], None).contains("bracketed"));
     }

@@ -145,9 +145,15 @@ mod tests {
         let d = parse_container(FULL.as_bytes()).unwrap();
         assert_eq!(d.access_key_id, "ASIAEXAMPLE");
         assert_eq!(d.account_id.as_deref(), Some("123456789012"));
-        assert_eq!(d.expiration, rfc3339::parse("2026-11-27T10:00:00.123456789Z").unwrap());
+        assert_eq!(
+            d.expiration,
+            rfc3339::parse("2026-11-27T10:00:00.123456789Z").unwrap()
+        );
         let dbg = format!("{d:?}");
-        assert!(!dbg.contains("SECRETKEY") && !dbg.contains("SESSIONTOKEN"), "{dbg}");
+        assert!(
+            !dbg.contains("SECRETKEY") && !dbg.contains("SESSIONTOKEN"),
+            "{dbg}"
+        );
         let creds = d.into_credentials("test");
         assert_eq!(creds.session_token(), Some("SESSIONTOKEN"));
         assert_eq!(creds.account_id().map(|a| a.as_str()), Some("123456789012"));
@@ -166,18 +172,55 @@ mod tests {
     #[test]
     fn missing_and_wrong_fields_are_named() {
         let cases = [
-            (r#"{"SecretAccessKey":"s","Token":"t","Expiration":"2026-11-27T10:00:00Z"}"#, ParseError::MissingField("AccessKeyId")),
-            (r#"{"AccessKeyId":"a","Token":"t","Expiration":"2026-11-27T10:00:00Z"}"#, ParseError::MissingField("SecretAccessKey")),
-            (r#"{"AccessKeyId":"a","SecretAccessKey":"s","Expiration":"2026-11-27T10:00:00Z"}"#, ParseError::MissingField("Token")),
-            (r#"{"AccessKeyId":"a","SecretAccessKey":"s","Token":"t"}"#, ParseError::MissingField("Expiration")),
-            (r#"{"AccessKeyId":1,"SecretAccessKey":"s","Token":"t","Expiration":"2026-11-27T10:00:00Z"}"#, ParseError::WrongType { field: "AccessKeyId" }),
-            (r#"{"AccessKeyId":"","SecretAccessKey":"s","Token":"t","Expiration":"2026-11-27T10:00:00Z"}"#, ParseError::WrongType { field: "AccessKeyId" }),
-            (r#"{"AccessKeyId":"a","SecretAccessKey":"s","Token":"t","Expiration":"2026-11-27T10:00:00Z","AccountId":7}"#, ParseError::WrongType { field: "AccountId" }),
-            (r#"{"AccessKeyId":"a","SecretAccessKey":"s","Token":"t","Expiration":"soon"}"#, ParseError::InvalidExpiration { value: "soon".into() }),
-            (r#"["AccessKeyId"]"#, ParseError::NotJson("top level is not an object".into())),
+            (
+                r#"{"SecretAccessKey":"s","Token":"t","Expiration":"2026-11-27T10:00:00Z"}"#,
+                ParseError::MissingField("AccessKeyId"),
+            ),
+            (
+                r#"{"AccessKeyId":"a","Token":"t","Expiration":"2026-11-27T10:00:00Z"}"#,
+                ParseError::MissingField("SecretAccessKey"),
+            ),
+            (
+                r#"{"AccessKeyId":"a","SecretAccessKey":"s","Expiration":"2026-11-27T10:00:00Z"}"#,
+                ParseError::MissingField("Token"),
+            ),
+            (
+                r#"{"AccessKeyId":"a","SecretAccessKey":"s","Token":"t"}"#,
+                ParseError::MissingField("Expiration"),
+            ),
+            (
+                r#"{"AccessKeyId":1,"SecretAccessKey":"s","Token":"t","Expiration":"2026-11-27T10:00:00Z"}"#,
+                ParseError::WrongType {
+                    field: "AccessKeyId",
+                },
+            ),
+            (
+                r#"{"AccessKeyId":"","SecretAccessKey":"s","Token":"t","Expiration":"2026-11-27T10:00:00Z"}"#,
+                ParseError::WrongType {
+                    field: "AccessKeyId",
+                },
+            ),
+            (
+                r#"{"AccessKeyId":"a","SecretAccessKey":"s","Token":"t","Expiration":"2026-11-27T10:00:00Z","AccountId":7}"#,
+                ParseError::WrongType { field: "AccountId" },
+            ),
+            (
+                r#"{"AccessKeyId":"a","SecretAccessKey":"s","Token":"t","Expiration":"soon"}"#,
+                ParseError::InvalidExpiration {
+                    value: "soon".into(),
+                },
+            ),
+            (
+                r#"["AccessKeyId"]"#,
+                ParseError::NotJson("top level is not an object".into()),
+            ),
         ];
         for (body, want) in cases {
-            assert_eq!(parse_container(body.as_bytes()).unwrap_err(), want, "{body}");
+            assert_eq!(
+                parse_container(body.as_bytes()).unwrap_err(),
+                want,
+                "{body}"
+            );
         }
         assert!(matches!(
             parse_container(b"Service account token cannot be empty\n"),
@@ -192,7 +235,9 @@ mod tests {
         let bad = ok.replace("Success", "AssumeRoleUnauthorizedAccess");
         assert_eq!(
             parse(bad.as_bytes(), Flavor::Imds).unwrap_err(),
-            ParseError::NotSuccess { code: "AssumeRoleUnauthorizedAccess".into() }
+            ParseError::NotSuccess {
+                code: "AssumeRoleUnauthorizedAccess".into()
+            }
         );
     }
 }

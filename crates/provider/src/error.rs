@@ -109,7 +109,9 @@ pub enum ConfigError {
         value: String,
     },
     /// The scheme is neither `http` nor `https`.
-    #[error("{var}: scheme {scheme:?} is not supported; use https, or http to an allowed local address")]
+    #[error(
+        "{var}: scheme {scheme:?} is not supported; use https, or http to an allowed local address"
+    )]
     UnsupportedScheme {
         /// The environment variable (or builder option) that held it.
         var: &'static str,
@@ -559,7 +561,9 @@ impl ImdsError {
     /// Whether another attempt may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ImdsError::Connect { .. } | ImdsError::Timeout { .. } | ImdsError::Transport { .. } => true,
+            ImdsError::Connect { .. } | ImdsError::Timeout { .. } | ImdsError::Transport { .. } => {
+                true
+            }
             ImdsError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }

@@ -71,7 +71,8 @@ impl reqwest::dns::Resolve for AllowListResolver {
             if let Some(addr) = addrs.iter().copied().find(|a| !is_allowed_http_ip(*a)) {
                 return Err(Box::new(RefusedResolution { host, addr }) as _);
             }
-            let addrs: Vec<SocketAddr> = addrs.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
+            let addrs: Vec<SocketAddr> =
+                addrs.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }

@@ -146,32 +146,36 @@ impl ImdsSource {
     ) -> Result<(u16, Option<String>, Vec<u8>), ImdsError> {
         let mut req = self.client.request(method.clone(), self.url(path));
         if let Some((k, v)) = header {
-            let mut value = reqwest::header::HeaderValue::from_str(v).map_err(|_| {
-                ImdsError::Transport {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(v).map_err(|_| ImdsError::Transport {
                     endpoint: self.endpoint_str(),
                     detail: "invalid header value".into(),
-                }
-            })?;
+                })?;
             value.set_sensitive(k == TOKEN_HEADER);
             req = req.header(k, value);
         }
         let deadline = self.options.connect_timeout + self.options.read_timeout * 2;
         let fut = async {
-            let resp = req.send().await.map_err(|e| self.transport_error(e, &method, path))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| self.transport_error(e, &method, path))?;
             let status = resp.status().as_u16();
             let ttl = resp
                 .headers()
                 .get(TTL_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body = http::read_capped(resp, MAX_BODY_BYTES).await.map_err(|e| match e {
-                BodyError::TooLarge => ImdsError::BodyTooLarge {
-                    endpoint: self.endpoint_str(),
-                    path: path.to_owned(),
-                    limit: MAX_BODY_BYTES,
-                },
-                BodyError::Transport(e) => self.transport_error(e, &method, path),
-            })?;
+            let body = http::read_capped(resp, MAX_BODY_BYTES)
+                .await
+                .map_err(|e| match e {
+                    BodyError::TooLarge => ImdsError::BodyTooLarge {
+                        endpoint: self.endpoint_str(),
+                        path: path.to_owned(),
+                        limit: MAX_BODY_BYTES,
+                    },
+                    BodyError::Transport(e) => self.transport_error(e, &method, path),
+                })?;
             Ok((status, ttl, body))
         };
         tokio::time::timeout(deadline, fut)
@@ -244,7 +248,12 @@ impl ImdsSource {
     /// The cached session token, or a new one.
     async fn auth(&self) -> Result<Auth, ImdsError> {
         let now = self.ctx.clock.now();
-        if let Some(t) = self.token.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(t) = self
+            .token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             if now < t.refresh_after {
                 return Ok(Auth::Token(t.value.clone()));
             }
@@ -274,7 +283,11 @@ impl ImdsSource {
                 })
             }
             _ if self.options.allow_imdsv1 => {
-                tracing::warn!(source = "imds", status, "IMDSv2 token request rejected; using IMDSv1 as explicitly allowed");
+                tracing::warn!(
+                    source = "imds",
+                    status,
+                    "IMDSv2 token request rejected; using IMDSv1 as explicitly allowed"
+                );
                 return Ok(Auth::V1);
             }
             _ => {
@@ -322,7 +335,10 @@ impl ImdsSource {
                     self.with_retries(|| self.exchange(Method::GET, path, Some((TOKEN_HEADER, &t))))
                         .await?
                 }
-                Auth::V1 => self.with_retries(|| self.exchange(Method::GET, path, None)).await?,
+                Auth::V1 => {
+                    self.with_retries(|| self.exchange(Method::GET, path, None))
+                        .await?
+                }
             };
             if status == 401 && !renewed && matches!(auth, Auth::Token(_)) {
                 renewed = true;
@@ -360,13 +376,12 @@ impl ImdsSource {
         let path = format!("{ROLE_PATH}{role}");
         let (status, body) = self.get(&path).await?;
         self.expect_ok(status, &path)?;
-        let doc = document::parse(&body, Flavor::Imds).map_err(|source| {
-            ImdsError::InvalidResponse {
+        let doc =
+            document::parse(&body, Flavor::Imds).map_err(|source| ImdsError::InvalidResponse {
                 endpoint: self.endpoint_str(),
                 role: role.clone(),
                 source,
-            }
-        })?;
+            })?;
         let mut expiration = doc.expiration;
         let now = self.ctx.clock.now();
         if self.options.extend_stale_credentials && expiration <= now + self.min_validity {

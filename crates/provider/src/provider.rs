@@ -194,7 +194,10 @@ impl PodIdentityProviderBuilder {
     pub(crate) fn resolve(&self) -> Result<(AgentEndpoint, Option<TokenSource>), BuildError> {
         let env = self.ctx.env();
         let (endpoint, env_token) = match &self.endpoint {
-            Some(uri) => (config::validate_uri("endpoint", uri)?, config::token_from_env(env)),
+            Some(uri) => (
+                config::validate_uri("endpoint", uri)?,
+                config::token_from_env(env),
+            ),
             None => match config::container_credentials_from_env(env)? {
                 Some(found) => (found.endpoint, found.token),
                 None => return Err(BuildError::NotConfigured),

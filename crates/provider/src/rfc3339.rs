@@ -100,6 +100,9 @@ mod tests {
             format(t + Duration::from_nanos(123_456_789)),
             "2026-11-27T10:00:00.123456789Z"
         );
-        assert_eq!(parse(&format(t + Duration::from_nanos(7))), Some(t + Duration::from_nanos(7)));
+        assert_eq!(
+            parse(&format(t + Duration::from_nanos(7))),
+            Some(t + Duration::from_nanos(7))
+        );
     }
 }

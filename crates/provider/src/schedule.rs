@@ -120,14 +120,23 @@ mod tests {
         assert_eq!(advisory_window(m(360)), m(60));
         // Never more than half the lifetime.
         assert_eq!(advisory_window(m(6)), m(3));
-        assert_eq!(advisory_window(Duration::from_secs(20)), Duration::from_secs(10));
+        assert_eq!(
+            advisory_window(Duration::from_secs(20)),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]
     fn mandatory_window_capped_at_quarter_lifetime() {
         let p = RefreshPolicy::default();
-        assert_eq!(p.mandatory_window_for(Duration::from_secs(3600)), Duration::from_secs(60));
-        assert_eq!(p.mandatory_window_for(Duration::from_secs(120)), Duration::from_secs(30));
+        assert_eq!(
+            p.mandatory_window_for(Duration::from_secs(3600)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            p.mandatory_window_for(Duration::from_secs(120)),
+            Duration::from_secs(30)
+        );
     }
 
     #[test]
@@ -138,7 +147,9 @@ mod tests {
         for lifetime_min in [15u64, 60, 360] {
             let lifetime = Duration::from_secs(lifetime_min * 60);
             let a = advisory_window(lifetime);
-            let draws: Vec<_> = (0..10_000).map(|_| p.refresh_at(exp, lifetime, &rng)).collect();
+            let draws: Vec<_> = (0..10_000)
+                .map(|_| p.refresh_at(exp, lifetime, &rng))
+                .collect();
             let lo = exp - a;
             let hi = exp - a / 2;
             assert!(draws.iter().all(|t| *t >= lo && *t <= hi));
@@ -153,7 +164,10 @@ mod tests {
         }
         let fixed = RefreshPolicy { jitter: false, ..p };
         let lifetime = Duration::from_secs(3600);
-        assert_eq!(fixed.refresh_at(exp, lifetime, &rng), exp - advisory_window(lifetime));
+        assert_eq!(
+            fixed.refresh_at(exp, lifetime, &rng),
+            exp - advisory_window(lifetime)
+        );
     }
 
     #[test]

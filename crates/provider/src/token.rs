@@ -42,12 +42,12 @@ pub(crate) fn load(source: &TokenSource, fs: &dyn FileSystem) -> Result<Secret, 
     match source {
         TokenSource::File(path) => {
             let origin = TokenOrigin::File(path.clone());
-            let bytes = fs
-                .read_capped(path, MAX_TOKEN_BYTES)
-                .map_err(|source| TokenError::Read {
-                    origin: origin.clone(),
-                    source,
-                })?;
+            let bytes =
+                fs.read_capped(path, MAX_TOKEN_BYTES)
+                    .map_err(|source| TokenError::Read {
+                        origin: origin.clone(),
+                        source,
+                    })?;
             validate(origin, &bytes)
         }
         TokenSource::Value(secret) => validate(TokenOrigin::Value, secret.expose().as_bytes()),
@@ -107,7 +107,14 @@ mod tests {
 
     #[test]
     fn rejects_cr_lf_and_controls_anywhere_else() {
-        for bad in [&b"a\r\nb"[..], b"a\nb", b"a\rb", b"tok\r\n", b"a\0b", b"\x1b[31m"] {
+        for bad in [
+            &b"a\r\nb"[..],
+            b"a\nb",
+            b"a\rb",
+            b"tok\r\n",
+            b"a\0b",
+            b"\x1b[31m",
+        ] {
             let err = v(bad).unwrap_err();
             assert!(err.contains("line break"), "{bad:?}: {err}");
         }

@@ -141,7 +141,14 @@ async fn token_file_is_reread_on_every_fetch() {
         .requests()
         .await
         .iter()
-        .map(|r| r.headers.get("authorization").unwrap().to_str().unwrap().to_owned())
+        .map(|r| {
+            r.headers
+                .get("authorization")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(seen, [TOKEN_A, TOKEN_B]);
 }
@@ -150,7 +157,10 @@ async fn token_file_is_reread_on_every_fetch() {
 async fn server_errors_are_retried_three_times_and_shared_by_100_waiters() {
     let f = Fixture::new().await;
     Mock::given(path("/v1/credentials"))
-        .respond_with(text(500, "[req-1]: (InternalServerException): boom, fault: server"))
+        .respond_with(text(
+            500,
+            "[req-1]: (InternalServerException): boom, fault: server",
+        ))
         .mount(&f.server)
         .await;
     let p = f.provider();
@@ -163,7 +173,11 @@ async fn server_errors_are_retried_three_times_and_shared_by_100_waiters() {
         assert_eq!(err.kind(), ErrorKind::ServerError);
         assert!(err.to_string().contains("InternalServerException"), "{err}");
     }
-    assert_eq!(f.requests().await.len(), 3, "one fetch = 3 attempts, for all 100 callers");
+    assert_eq!(
+        f.requests().await.len(),
+        3,
+        "one fetch = 3 attempts, for all 100 callers"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +188,10 @@ async fn throttling_is_retried_then_succeeds() {
         .up_to_n_times(2)
         .mount(&f.server)
         .await;
-    Mock::given(path("/v1/credentials")).respond_with(ok()).mount(&f.server).await;
+    Mock::given(path("/v1/credentials"))
+        .respond_with(ok())
+        .mount(&f.server)
+        .await;
     f.provider().credentials().await.unwrap();
     assert_eq!(f.requests().await.len(), 3);
 }
@@ -182,11 +199,31 @@ async fn throttling_is_retried_then_succeeds() {
 #[tokio::test]
 async fn client_errors_are_not_retried_and_keep_the_agents_message() {
     for (status, msg, kind, hint) in [
-        (400, "Service account token cannot be empty", ErrorKind::ClientError, ""),
-        (400, "Service account token cannot be parsed", ErrorKind::ClientError, ""),
+        (
+            400,
+            "Service account token cannot be empty",
+            ErrorKind::ClientError,
+            "",
+        ),
+        (
+            400,
+            "Service account token cannot be parsed",
+            ErrorKind::ClientError,
+            "",
+        ),
         (403, "Forbidden", ErrorKind::ClientError, "169.254.170.23"),
-        (404, "[r]: (ResourceNotFoundException): no association, fault: client", ErrorKind::ClientError, "pod identity association"),
-        (400, "[r]: (AccessDeniedException): denied, fault: client", ErrorKind::ClientError, "sts:TagSession"),
+        (
+            404,
+            "[r]: (ResourceNotFoundException): no association, fault: client",
+            ErrorKind::ClientError,
+            "pod identity association",
+        ),
+        (
+            400,
+            "[r]: (AccessDeniedException): denied, fault: client",
+            ErrorKind::ClientError,
+            "sts:TagSession",
+        ),
     ] {
         let f = Fixture::new().await;
         Mock::given(path("/v1/credentials"))
@@ -207,7 +244,10 @@ async fn expired_token_rereads_the_file_and_retries_once_at_once() {
     let f = Fixture::new().await;
     Mock::given(path("/v1/credentials"))
         .and(header("authorization", TOKEN_A))
-        .respond_with(text(400, "Service account token failed basic claim validations: token is expired"))
+        .respond_with(text(
+            400,
+            "Service account token failed basic claim validations: token is expired",
+        ))
         .mount(&f.server)
         .await;
     Mock::given(path("/v1/credentials"))
@@ -220,7 +260,11 @@ async fn expired_token_rereads_the_file_and_retries_once_at_once() {
     let token_path = f.token_path.clone();
     let err = p.credentials().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TokenExpired);
-    assert_eq!(f.requests().await.len(), 2, "re-read and retried exactly once");
+    assert_eq!(
+        f.requests().await.len(),
+        2,
+        "re-read and retried exactly once"
+    );
     std::fs::write(&token_path, TOKEN_B).unwrap();
     p.credentials().await.unwrap();
     assert_eq!(f.requests().await.len(), 3);
@@ -229,15 +273,24 @@ async fn expired_token_rereads_the_file_and_retries_once_at_once() {
 #[tokio::test]
 async fn invalid_documents_and_oversized_bodies_are_typed_errors() {
     for (resp, needle) in [
-        (ResponseTemplate::new(200).set_body_string("{not json"), "invalid credentials document"),
+        (
+            ResponseTemplate::new(200).set_body_string("{not json"),
+            "invalid credentials document",
+        ),
         (
             ResponseTemplate::new(200).set_body_json(serde_json::json!({"AccessKeyId":"a"})),
             "missing field SecretAccessKey",
         ),
-        (ResponseTemplate::new(200).set_body_string("x".repeat(70 * 1024)), "body over 65536 bytes"),
+        (
+            ResponseTemplate::new(200).set_body_string("x".repeat(70 * 1024)),
+            "body over 65536 bytes",
+        ),
     ] {
         let f = Fixture::new().await;
-        Mock::given(path("/v1/credentials")).respond_with(resp).mount(&f.server).await;
+        Mock::given(path("/v1/credentials"))
+            .respond_with(resp)
+            .mount(&f.server)
+            .await;
         let err = f.provider().credentials().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidResponse);
         assert!(err.to_string().contains(needle), "{err}");
@@ -251,7 +304,8 @@ async fn redirects_are_not_followed() {
     let elsewhere = MockServer::start().await;
     Mock::given(path("/v1/credentials"))
         .respond_with(
-            ResponseTemplate::new(307).insert_header("location", format!("{}/steal", elsewhere.uri())),
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/steal", elsewhere.uri())),
         )
         .mount(&f.server)
         .await;
@@ -301,7 +355,10 @@ async fn a_hanging_agent_times_out_within_the_fetch_deadline() {
     let err = p.credentials().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
     let waited = start.elapsed();
-    assert!(waited <= Duration::from_secs(12) + Duration::from_millis(50), "{waited:?}");
+    assert!(
+        waited <= Duration::from_secs(12) + Duration::from_millis(50),
+        "{waited:?}"
+    );
     accepted.abort();
 }
 
@@ -310,7 +367,11 @@ struct FixedResolver(HashMap<String, Vec<IpAddr>>);
 
 impl HostResolver for FixedResolver {
     fn resolve(&self, host: String) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>> {
-        let r = self.0.get(&host).cloned().ok_or_else(|| std::io::Error::other("unknown host"));
+        let r = self
+            .0
+            .get(&host)
+            .cloned()
+            .ok_or_else(|| std::io::Error::other("unknown host"));
         Box::pin(async move { r })
     }
 }
@@ -318,10 +379,16 @@ impl HostResolver for FixedResolver {
 #[tokio::test]
 async fn hostnames_must_resolve_only_to_allowed_addresses() {
     let f = Fixture::new().await;
-    Mock::given(path("/v1/credentials")).respond_with(ok()).mount(&f.server).await;
+    Mock::given(path("/v1/credentials"))
+        .respond_with(ok())
+        .mount(&f.server)
+        .await;
     let port = f.server.address().port();
     let resolver = FixedResolver(HashMap::from([
-        ("good.agent.test".to_owned(), vec!["127.0.0.1".parse().unwrap()]),
+        (
+            "good.agent.test".to_owned(),
+            vec!["127.0.0.1".parse().unwrap()],
+        ),
         (
             "evil.agent.test".to_owned(),
             vec!["127.0.0.1".parse().unwrap(), "10.9.8.7".parse().unwrap()],
@@ -344,7 +411,11 @@ async fn hostnames_must_resolve_only_to_allowed_addresses() {
     let err = build("evil.agent.test").credentials().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RefusedHost);
     assert!(err.to_string().contains("10.9.8.7"), "{err}");
-    assert_eq!(f.requests().await.len(), 1, "nothing was sent for the refused host");
+    assert_eq!(
+        f.requests().await.len(),
+        1,
+        "nothing was sent for the refused host"
+    );
 }
 
 #[test]
@@ -356,13 +427,18 @@ fn refused_hosts_and_missing_config_fail_at_build() {
         )])))
         .build()
         .unwrap_err();
-    assert!(err.to_string().contains("instance metadata service"), "{err}");
+    assert!(
+        err.to_string().contains("instance metadata service"),
+        "{err}"
+    );
     let err = PodIdentityProvider::builder()
         .context(ProviderContext::new().with_env(MapEnv::default()))
         .build()
         .unwrap_err();
     assert!(matches!(err, BuildError::NotConfigured));
-    assert!(err.to_string().contains("AWS_CONTAINER_CREDENTIALS_FULL_URI"));
+    assert!(err
+        .to_string()
+        .contains("AWS_CONTAINER_CREDENTIALS_FULL_URI"));
 }
 
 #[tokio::test]
@@ -379,7 +455,11 @@ async fn no_secret_in_debug_display_or_errors() {
         .await;
     let p = f.provider();
     let creds = p.credentials().await.unwrap();
-    let mut shown = vec![format!("{p:?}"), format!("{creds:?}"), format!("{:?}", p.status())];
+    let mut shown = vec![
+        format!("{p:?}"),
+        format!("{creds:?}"),
+        format!("{:?}", p.status()),
+    ];
     let p2 = PodIdentityProvider::builder()
         .context(ProviderContext::new().with_env(MapEnv::default()))
         .endpoint(f.uri())

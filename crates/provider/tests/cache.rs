@@ -52,7 +52,11 @@ async fn failing_fetch_is_shared_by_all_waiters() {
         let err = r.unwrap().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ServerError);
     }
-    assert_eq!(source.calls(), 1, "one fetch, its error shared, no retry per waiter");
+    assert_eq!(
+        source.calls(),
+        1,
+        "one fetch, its error shared, no retry per waiter"
+    );
     let status = cache.status();
     assert_eq!(status.failures, 1);
     assert_eq!(status.last_error_kind, Some(ErrorKind::ServerError));
@@ -66,7 +70,10 @@ async fn proactive_refresh_before_expiry_without_waiting_callers() {
     let exp = first.expiry().unwrap();
     let next = cache.status().next_refresh.unwrap();
     let a = advisory_window(HOUR);
-    assert!(next >= exp - a && next <= exp - a / 2, "refresh scheduled inside [exp-A, exp-A/2]");
+    assert!(
+        next >= exp - a && next <= exp - a / 2,
+        "refresh scheduled inside [exp-A, exp-A/2]"
+    );
     assert_eq!(cache.status().waits, 1);
 
     // Keep calling every 10 s across the refresh instant: nobody waits.
@@ -74,11 +81,16 @@ async fn proactive_refresh_before_expiry_without_waiting_callers() {
     while clock.now() < exp - Duration::from_secs(120) {
         tokio::time::advance(Duration::from_secs(10)).await;
         settle().await;
-        let c = cache.cached().expect("valid credentials are served without waiting");
+        let c = cache
+            .cached()
+            .expect("valid credentials are served without waiting");
         seen_new |= c.access_key_id() != first.access_key_id();
         let _ = cache.get().await.unwrap();
     }
-    assert!(seen_new, "background task replaced the credentials before expiry");
+    assert!(
+        seen_new,
+        "background task replaced the credentials before expiry"
+    );
     assert_eq!(source.calls(), 2);
     assert_eq!(cache.status().waits, 1, "only the cold start waited");
 }
@@ -94,12 +106,18 @@ async fn refresh_failure_keeps_serving_valid_credentials_and_recovers() {
     while clock.now() < exp - Duration::from_secs(5) {
         tokio::time::advance(Duration::from_secs(5)).await;
         settle().await;
-        let c = cache.get().await.expect("valid cached credentials survive failures");
+        let c = cache
+            .get()
+            .await
+            .expect("valid cached credentials survive failures");
         assert_eq!(c.access_key_id(), first.access_key_id());
         assert!(clock.now() < exp);
     }
     let failures = cache.status().failures;
-    assert!(failures >= 4, "several retries before expiry, got {failures}");
+    assert!(
+        failures >= 4,
+        "several retries before expiry, got {failures}"
+    );
     assert!(cache.status().served_stale_after_failure > 0);
     // Agent recovers: the next retry brings fresh credentials before expiry.
     source.set_default(Step::Ok(HOUR));
@@ -157,8 +175,13 @@ async fn mandatory_window_waiters_share_one_fetch() {
         tokio::spawn(async move { c.get().await.unwrap() })
     });
     let got = futures_util::future::join_all(calls).await;
-    assert!(got.iter().all(|c| c.as_ref().unwrap().expiry().unwrap() > exp));
-    assert!(source.calls() - before <= 1, "at most one fetch for 50 waiters");
+    assert!(got
+        .iter()
+        .all(|c| c.as_ref().unwrap().expiry().unwrap() > exp));
+    assert!(
+        source.calls() - before <= 1,
+        "at most one fetch for 50 waiters"
+    );
     assert_eq!(source.0.max_in_flight.load(Ordering::SeqCst), 1);
 }
 

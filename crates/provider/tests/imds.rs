@@ -8,8 +8,7 @@ use eks_pod_identity_provider::imds::{ImdsOptions, ImdsSource};
 use eks_pod_identity_provider::source::CredentialSource;
 use eks_pod_identity_provider::time::Clock;
 use eks_pod_identity_provider::{
-    ChainError, CredentialChain, ErrorKind, FallbackPolicy, ImdsError, ProviderContext,
-    RetryPolicy,
+    ChainError, CredentialChain, ErrorKind, FallbackPolicy, ImdsError, ProviderContext, RetryPolicy,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -94,7 +93,13 @@ fn fast() -> RetryPolicy {
 }
 
 fn source_with(s: &MockServer, ctx: ProviderContext, options: ImdsOptions) -> ImdsSource {
-    ImdsSource::new(s.uri().parse().unwrap(), ctx, options, Duration::from_secs(60)).unwrap()
+    ImdsSource::new(
+        s.uri().parse().unwrap(),
+        ctx,
+        options,
+        Duration::from_secs(60),
+    )
+    .unwrap()
 }
 
 fn source(s: &MockServer) -> ImdsSource {
@@ -118,7 +123,9 @@ async fn count(s: &MockServer, m: &str, p: &str) -> usize {
 }
 
 fn imds_error(e: &eks_pod_identity_provider::RefreshError) -> &ImdsError {
-    e.source_error().downcast_ref::<ImdsError>().expect("ImdsError")
+    e.source_error()
+        .downcast_ref::<ImdsError>()
+        .expect("ImdsError")
 }
 
 #[tokio::test]
@@ -131,7 +138,11 @@ async fn one_token_serves_many_fetches_and_labels_the_role() {
         assert_eq!(f.credentials.access_key_id(), "ASIANODEROLE");
     }
     assert_eq!(count(&s, "PUT", "/latest/api/token").await, 1);
-    assert_eq!(count(&s, "GET", ROLES).await, 5, "role re-read on every refresh");
+    assert_eq!(
+        count(&s, "GET", ROLES).await,
+        5,
+        "role re-read on every refresh"
+    );
 }
 
 #[tokio::test]
@@ -149,16 +160,26 @@ async fn token_is_renewed_before_its_ttl_ends() {
     let clock = ManualClock::new();
     let src = source_with(
         &s,
-        ProviderContext::new().with_env(MapEnv::default()).with_clock(clock.clone()),
+        ProviderContext::new()
+            .with_env(MapEnv::default())
+            .with_clock(clock.clone()),
         ImdsOptions::default(),
     );
     src.fetch().await.unwrap();
     clock.advance(Duration::from_secs(170));
     src.fetch().await.unwrap();
-    assert_eq!(count(&s, "PUT", "/latest/api/token").await, 1, "still inside TTL-120s");
+    assert_eq!(
+        count(&s, "PUT", "/latest/api/token").await,
+        1,
+        "still inside TTL-120s"
+    );
     clock.advance(Duration::from_secs(20));
     src.fetch().await.unwrap();
-    assert_eq!(count(&s, "PUT", "/latest/api/token").await, 2, "renewed 120 s before TTL");
+    assert_eq!(
+        count(&s, "PUT", "/latest/api/token").await,
+        2,
+        "renewed 120 s before TTL"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +216,10 @@ async fn unauthorized_get_renews_the_token_and_retries_once() {
 #[tokio::test]
 async fn forbidden_token_request_means_disabled_and_is_not_retried() {
     let s = MockServer::start().await;
-    Mock::given(method("PUT")).respond_with(ResponseTemplate::new(403)).mount(&s).await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(403))
+        .mount(&s)
+        .await;
     let err = source(&s).fetch().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ImdsDisabled);
     assert!(err.to_string().contains("disabled"), "{err}");
@@ -204,7 +228,10 @@ async fn forbidden_token_request_means_disabled_and_is_not_retried() {
 
 #[tokio::test]
 async fn no_instance_profile_on_404_or_empty() {
-    for resp in [ResponseTemplate::new(404), ResponseTemplate::new(200).set_body_string("\n")] {
+    for resp in [
+        ResponseTemplate::new(404),
+        ResponseTemplate::new(200).set_body_string("\n"),
+    ] {
         let s = MockServer::start().await;
         Mock::given(method("PUT"))
             .respond_with(
@@ -214,7 +241,11 @@ async fn no_instance_profile_on_404_or_empty() {
             )
             .mount(&s)
             .await;
-        Mock::given(method("GET")).and(path(ROLES)).respond_with(resp).mount(&s).await;
+        Mock::given(method("GET"))
+            .and(path(ROLES))
+            .respond_with(resp)
+            .mount(&s)
+            .await;
         let err = source(&s).fetch().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NoInstanceProfile, "{err}");
     }
@@ -249,31 +280,54 @@ async fn code_other_than_success_is_an_error() {
         )
         .mount(&s)
         .await;
-    Mock::given(method("GET")).and(path(ROLES)).respond_with(ResponseTemplate::new(200).set_body_string("r")).mount(&s).await;
+    Mock::given(method("GET"))
+        .and(path(ROLES))
+        .respond_with(ResponseTemplate::new(200).set_body_string("r"))
+        .mount(&s)
+        .await;
     Mock::given(method("GET"))
         .and(path(format!("{ROLES}r")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(creds_json("AssumeRoleUnauthorizedAccess", 3600)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(creds_json("AssumeRoleUnauthorizedAccess", 3600)),
+        )
         .mount(&s)
         .await;
     let err = source(&s).fetch().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidResponse);
-    assert!(err.to_string().contains("AssumeRoleUnauthorizedAccess"), "{err}");
+    assert!(
+        err.to_string().contains("AssumeRoleUnauthorizedAccess"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn missing_ttl_header_is_rejected() {
     let s = MockServer::start().await;
-    Mock::given(method("PUT")).respond_with(ResponseTemplate::new(200).set_body_string("tok-1")).mount(&s).await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("tok-1"))
+        .mount(&s)
+        .await;
     mount_role(&s, "node-role", "tok-1").await;
     let err = source(&s).fetch().await.unwrap_err();
-    assert!(matches!(imds_error(&err), ImdsError::MissingTtlHeader { .. }), "{err}");
+    assert!(
+        matches!(imds_error(&err), ImdsError::MissingTtlHeader { .. }),
+        "{err}"
+    );
 }
 
 /// An IMDSv1-only server: no token endpoint, GETs without a token work.
 async fn v1_only() -> MockServer {
     let s = MockServer::start().await;
-    Mock::given(method("PUT")).respond_with(ResponseTemplate::new(405)).mount(&s).await;
-    Mock::given(method("GET")).and(path(ROLES)).respond_with(ResponseTemplate::new(200).set_body_string("node-role")).mount(&s).await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(405))
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(ROLES))
+        .respond_with(ResponseTemplate::new(200).set_body_string("node-role"))
+        .mount(&s)
+        .await;
     Mock::given(method("GET"))
         .and(path(format!("{ROLES}node-role")))
         .respond_with(ResponseTemplate::new(200).set_body_json(creds_json("Success", 3600)))
@@ -286,8 +340,12 @@ async fn v1_only() -> MockServer {
 async fn imdsv1_is_refused_by_default_and_used_only_when_allowed() {
     let s = v1_only().await;
     let err = source(&s).fetch().await.unwrap_err();
-    assert_eq!(imds_error(&err).to_string().contains("405"), true, "{err}");
-    assert_eq!(count(&s, "GET", ROLES).await, 0, "no tokenless GET by default");
+    assert!(imds_error(&err).to_string().contains("405"), "{err}");
+    assert_eq!(
+        count(&s, "GET", ROLES).await,
+        0,
+        "no tokenless GET by default"
+    );
     let allowed = source_with(
         &s,
         ProviderContext::new().with_env(MapEnv::default()),
@@ -322,7 +380,10 @@ async fn a_token_request_that_is_never_answered_reports_the_hop_limit() {
     )
     .unwrap();
     let err = src.fetch().await.unwrap_err();
-    assert!(matches!(imds_error(&err), ImdsError::TokenUnanswered { .. }), "{err:?}");
+    assert!(
+        matches!(imds_error(&err), ImdsError::TokenUnanswered { .. }),
+        "{err:?}"
+    );
     assert_eq!(err.kind(), ErrorKind::Timeout);
     assert!(err.to_string().contains("hop limit of 1"), "{err}");
     holder.abort();
@@ -339,7 +400,11 @@ async fn stale_imds_credentials_are_extended_only_when_enabled() {
         )
         .mount(&s)
         .await;
-    Mock::given(method("GET")).and(path(ROLES)).respond_with(ResponseTemplate::new(200).set_body_string("node-role")).mount(&s).await;
+    Mock::given(method("GET"))
+        .and(path(ROLES))
+        .respond_with(ResponseTemplate::new(200).set_body_string("node-role"))
+        .mount(&s)
+        .await;
     Mock::given(method("GET"))
         .and(path(format!("{ROLES}node-role")))
         .respond_with(ResponseTemplate::new(200).set_body_json(creds_json("Success", -600)))
@@ -377,7 +442,10 @@ async fn configured_pod_identity_never_falls_back_even_when_the_agent_fails() {
     let s = imds().await;
     let chain = CredentialChain::builder()
         .context(chain_env(&[
-            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{}/v1/credentials", agent.uri())),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                format!("{}/v1/credentials", agent.uri()),
+            ),
             ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "t".into()),
             ("AWS_EC2_METADATA_SERVICE_ENDPOINT", s.uri()),
         ]))
@@ -387,7 +455,10 @@ async fn configured_pod_identity_never_falls_back_even_when_the_agent_fails() {
     assert!(chain.uses_pod_identity());
     let err = chain.credentials().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ServerError);
-    assert!(s.received_requests().await.unwrap().is_empty(), "IMDS never contacted");
+    assert!(
+        s.received_requests().await.unwrap().is_empty(),
+        "IMDS never contacted"
+    );
 }
 
 #[tokio::test]
@@ -395,7 +466,10 @@ async fn invalid_pod_identity_config_is_an_error_not_a_fallback() {
     let s = imds().await;
     let err = CredentialChain::builder()
         .context(chain_env(&[
-            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.8/creds".into()),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://10.0.0.8/creds".into(),
+            ),
             ("AWS_EC2_METADATA_SERVICE_ENDPOINT", s.uri()),
         ]))
         .fallback_policy(FallbackPolicy::Allow)
@@ -429,7 +503,12 @@ async fn inside_kubernetes_the_default_is_deny_and_imds_is_untouched() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ChainError::FallbackDenied { .. }));
-    for needle in ["AWS_CONTAINER_CREDENTIALS_FULL_URI", "node's IAM role", "pod identity association", "FallbackPolicy::Allow"] {
+    for needle in [
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "node's IAM role",
+        "pod identity association",
+        "FallbackPolicy::Allow",
+    ] {
         assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
     }
     assert!(s.received_requests().await.unwrap().is_empty());
@@ -467,7 +546,10 @@ async fn run_in_k8s_with(policy: FallbackPolicy) -> String {
         .extend_stale_imds_credentials(false)
         .build()
         .unwrap();
-    assert_eq!(chain.credentials().await.unwrap().access_key_id(), "ASIANODEROLE");
+    assert_eq!(
+        chain.credentials().await.unwrap().access_key_id(),
+        "ASIANODEROLE"
+    );
     // A second fetch of the same role must not warn again.
     let src_chain = chain.clone();
     drop(src_chain);
