@@ -473,7 +473,8 @@ impl FakeAgent {
         lock(&self.shared.cache).clear();
     }
 
-    /// Waits until at least `n` requests have arrived (wrap in a timeout).
+    /// Waits until at least `n` requests have arrived since start (not affected by
+    /// `reset_stats`); wrap it in a timeout.
     pub async fn wait_for_requests(&self, n: u64) {
         let mut rx = self.shared.total_tx.subscribe();
         let _ = rx.wait_for(|t| *t >= n).await;

@@ -346,7 +346,7 @@ impl FakeImds {
         self.stats().total > 0
     }
 
-    /// Waits until at least `n` requests arrived (wrap in a timeout).
+    /// Waits until at least `n` requests have arrived since start; wrap it in a timeout.
     pub async fn wait_for_requests(&self, n: u64) {
         let mut rx = self.shared.total_tx.subscribe();
         let _ = rx.wait_for(|t| *t >= n).await;

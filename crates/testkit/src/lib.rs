@@ -12,6 +12,24 @@
 //!
 //! Binary `pod-identity-local-agent` runs a fake agent (optionally on moto) from the
 //! command line.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use eks_pod_identity_testkit::{stack, token, MotoStack};
+//! // moto_server comes from scripts/ensure-moto.sh (or $MOTO_SERVER).
+//! let moto = MotoStack::start().await?;
+//! let agent = moto.fake_agent().start().await?; // my-app-namespace/my-app-sa → pod role
+//! let jwt = token::mint(stack::DEFAULT_NAMESPACE, stack::DEFAULT_SERVICE_ACCOUNT);
+//! // Point AWS_CONTAINER_CREDENTIALS_FULL_URI at agent.uri(), write `jwt` to the file
+//! // named by AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, AWS_ENDPOINT_URL at
+//! // moto.endpoint_url(): S3 calls are then signed with real, policy-checked moto
+//! // credentials of `my-app-pod-identity-role`.
+//! # let _ = (agent, jwt); Ok(()) }
+//! ```
+//!
+//! Tests that need moto should use [`MotoStack::start_or_skip`]: it skips with a
+//! printed reason when `moto_server` is not installed, except under `CI=true`, where
+//! it fails.
 
 pub mod agent;
 pub mod creds;
