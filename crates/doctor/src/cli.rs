@@ -1,9 +1,15 @@
 //! The `pod-identity-doctor` command line.
 //!
 //! ```text
+//! pod-identity-doctor check [--json] [--fail-on SEVERITY] [--timeout DUR] [--probe-timeout DUR]
+//!                           [--connect-timeout DUR] [--imds-endpoint URL] [--imds-ipv6-endpoint URL]
+//!                           [--no-ipv6] [--sts-endpoint URL] [--no-sts]
+//!                           [--pod-ip-env NAME] [--host-ip-env NAME]
 //! pod-identity-doctor lint [--json] [--fail-on SEVERITY] PATH...
 //! pod-identity-doctor rules [--json]
 //! ```
+//!
+//! Durations accept `5`, `5s`, `500ms`.
 //!
 //! Exit codes (every subcommand): `0` no finding at or above `--fail-on`
 //! (default `high`), `1` findings, `2` could not run (bad arguments, missing
@@ -18,9 +24,11 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::check::{self, CheckOptions};
 use crate::lint;
 use crate::output::{human, json};
 use crate::report::{Command, ExitStatus, Report, Severity};
@@ -51,6 +59,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Sub {
+    /// Probe from inside a pod (or on a host) whether the node's IAM role is reachable and Pod Identity works.
+    Check(CheckArgs),
     /// Lint Terraform (.tf) and Kubernetes YAML (.yaml, .yml); directories are walked recursively.
     Lint(LintArgs),
     /// List the rules (id, default severity, title, fix).
@@ -64,6 +74,62 @@ struct LintArgs {
     /// Files or directories to lint together.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Bound on the whole check.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Bound on each probe (how long an unanswered IMDS token PUT is waited for).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    probe_timeout: Duration,
+    /// TCP connect timeout: past it, the SYN counts as dropped.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+    /// IPv4 IMDS endpoint [default: $AWS_EC2_METADATA_SERVICE_ENDPOINT or http://169.254.169.254].
+    #[arg(long, value_name = "URL")]
+    imds_endpoint: Option<String>,
+    /// IPv6 IMDS endpoint [default: http://[fd00:ec2::254]].
+    #[arg(long, value_name = "URL")]
+    imds_ipv6_endpoint: Option<String>,
+    /// Do not probe IMDS over IPv6.
+    #[arg(long)]
+    no_ipv6: bool,
+    /// STS endpoint for GetCallerIdentity [default: $AWS_ENDPOINT_URL_STS, $AWS_ENDPOINT_URL, then the SDK's].
+    #[arg(long, value_name = "URL")]
+    sts_endpoint: Option<String>,
+    /// Do not call STS GetCallerIdentity.
+    #[arg(long)]
+    no_sts: bool,
+    /// Env var with the pod IP (downward API status.podIP).
+    #[arg(long, value_name = "NAME", default_value = "POD_IP")]
+    pod_ip_env: String,
+    /// Env var with the host IP (downward API status.hostIP).
+    #[arg(long, value_name = "NAME", default_value = "HOST_IP")]
+    host_ip_env: String,
+}
+
+/// Parses `5`, `5s`, `1.5s`, `500ms`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration `{s}` (use e.g. 5s or 500ms)"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("duration `{s}` must be greater than zero"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +170,33 @@ where
         }
     };
     match cli.command {
+        Sub::Check(args) => {
+            let opts = CheckOptions {
+                timeout: args.timeout,
+                probe_timeout: args.probe_timeout,
+                connect_timeout: args.connect_timeout,
+                imds_endpoint: args.imds_endpoint,
+                imds_ipv6_endpoint: args.imds_ipv6_endpoint,
+                ipv6: !args.no_ipv6,
+                sts: !args.no_sts,
+                sts_endpoint: args.sts_endpoint,
+                pod_ip_env: args.pod_ip_env,
+                host_ip_env: args.host_ip_env,
+                ..CheckOptions::default()
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return emit_error(Command::Check, &args.output, &e, stdout, stderr),
+            };
+            match runtime.block_on(check::run_check(&opts)) {
+                Ok(report) => emit(&report, &args.output, stdout),
+                Err(e) => emit_error(Command::Check, &args.output, &e, stdout, stderr),
+            }
+        }
         Sub::Lint(args) => match lint::lint_paths(&args.paths) {
             Ok(report) => emit(&report, &args.output, stdout),
             Err(e) => emit_error(Command::Lint, &args.output, &e, stdout, stderr),

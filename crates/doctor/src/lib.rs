@@ -5,6 +5,11 @@
 //! *node's* role instead, which defeats the point. This crate finds the
 //! configurations that allow it, and the ones that break Pod Identity.
 //!
+//! - [`check`]: runtime probes from inside a pod — IMDS over IPv4 and IPv6 with
+//!   every outcome told apart (refused, dropped, hop limit 1, token, role,
+//!   credentials, IMDSv1, disabled, no instance profile), Pod Identity env,
+//!   token and agent, credentials that shadow Pod Identity, the identity our
+//!   chain resolves versus the node role, and a host-network hint.
 //! - [`lint`]: a static lint of Terraform (`.tf`) and Kubernetes YAML: launch
 //!   template IMDS settings (`http_tokens`, `http_put_response_hop_limit`, ...),
 //!   Pod Identity trust policies (`sts:AssumeRole` **and** `sts:TagSession`),
@@ -37,10 +42,13 @@
 //! assert_eq!(report.verdict(Severity::High), Verdict::Misconfigured);
 //! ```
 
+pub mod check;
 pub mod cli;
 pub mod lint;
 pub mod output;
 pub mod report;
 pub mod rules;
 
-pub use report::{Category, ExitStatus, Finding, Location, Report, Severity, Verdict};
+pub use report::{
+    Category, ExitStatus, Finding, Location, ProbeResult, ProbeStatus, Report, Severity, Verdict,
+};

@@ -295,12 +295,85 @@ impl ExitStatus {
     }
 }
 
+/// How a runtime probe ended, judged from the pod's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProbeStatus {
+    /// The probe shows a barrier that keeps the node role away (blocked, hop limit 1, disabled...).
+    Protected,
+    /// The probe reached something it must not (an IMDS token, the node role, its credentials).
+    Leak,
+    /// What the probe checked works as intended (e.g. the Pod Identity agent answers).
+    Ok,
+    /// What the probe checked is broken or shadowed.
+    Misconfigured,
+    /// The probe could not tell (e.g. no downward-API env for the host-network hint).
+    Unknown,
+    /// The probe was not run (switched off by a flag or not applicable).
+    Skipped,
+}
+
+impl ProbeStatus {
+    /// The uppercase label used in human output (`PROTECTED`, `LEAK`, ...).
+    pub fn label(self) -> &'static str {
+        match self {
+            ProbeStatus::Protected => "PROTECTED",
+            ProbeStatus::Leak => "LEAK",
+            ProbeStatus::Ok => "OK",
+            ProbeStatus::Misconfigured => "MISCONFIGURED",
+            ProbeStatus::Unknown => "UNKNOWN",
+            ProbeStatus::Skipped => "SKIPPED",
+        }
+    }
+}
+
+/// What one runtime probe of `check` observed, whether or not it produced a finding.
+///
+/// Findings only say what is wrong (or worth noting); probe results also make
+/// the *protected* outcomes visible: "the token PUT went unanswered" is the
+/// evidence that hop limit 1 works.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// Stable probe name, e.g. `imds-ipv4` (same as the findings' `location.probe`).
+    pub probe: String,
+    /// What the probe talked to, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Overall judgement of this probe.
+    pub status: ProbeStatus,
+    /// Stable outcome names in the order observed, e.g. `["token_obtained", "role_readable"]`.
+    pub outcomes: Vec<String>,
+    /// One human-readable line (never a secret).
+    pub detail: String,
+}
+
+impl ProbeResult {
+    /// A probe result with one outcome.
+    pub fn new(
+        probe: impl Into<String>,
+        target: Option<String>,
+        status: ProbeStatus,
+        outcome: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        ProbeResult {
+            probe: probe.into(),
+            target,
+            status,
+            outcomes: vec![outcome.into()],
+            detail: detail.into(),
+        }
+    }
+}
+
 /// The result of one run: findings and what was examined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     command: Command,
     scanned: Vec<String>,
     findings: Vec<Finding>,
+    probes: Vec<ProbeResult>,
 }
 
 impl Report {
@@ -310,7 +383,18 @@ impl Report {
             command,
             scanned: Vec::new(),
             findings: Vec::new(),
+            probes: Vec::new(),
         }
+    }
+
+    /// Records the result of a runtime probe (`check` only; `lint` has none).
+    pub fn add_probe(&mut self, probe: ProbeResult) {
+        self.probes.push(probe);
+    }
+
+    /// Probe results, in the order the probes are listed (not completion order).
+    pub fn probes(&self) -> &[ProbeResult] {
+        &self.probes
     }
 
     /// The subcommand that produced this report.

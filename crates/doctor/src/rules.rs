@@ -7,14 +7,14 @@
 //! |-------------|------------|------------------------------------------------------------|
 //! | `EPI-TF-`   | `lint`     | Terraform: launch templates, trust policies, associations  |
 //! | `EPI-K8S-`  | `lint`     | Kubernetes workloads (YAML or `kubernetes_*` Terraform)     |
-//! | `EPI-IMDS-` | `check`    | reserved: IMDS reachability probes (IPv4 and IPv6)          |
-//! | `EPI-PI-`   | `check`    | reserved: Pod Identity env, token file and agent probes     |
-//! | `EPI-ENV-`  | `check`    | reserved: credentials that shadow Pod Identity              |
-//! | `EPI-ID-`   | `check`    | reserved: resolved identity versus the node role            |
+//! | `EPI-IMDS-` | `check`    | IMDS reachability probes (IPv4 and IPv6)                    |
+//! | `EPI-PI-`   | `check`    | Pod Identity env, token file and agent probes               |
+//! | `EPI-ENV-`  | `check`    | credentials that shadow Pod Identity                        |
+//! | `EPI-ID-`   | `check`    | resolved identity versus the node role; host network hint   |
 //!
-//! A runtime `check` adds its own `Rule` constants here (and to [`ALL`]) and
-//! builds [`Finding`](crate::report::Finding)s with
-//! [`Location::Probe`](crate::report::Location::Probe).
+//! Runtime `check` findings use [`Location::Probe`](crate::report::Location::Probe).
+//! Every probe outcome has its own rule, the *protected* ones included (as
+//! `info`), so a report says why a pod is safe, not only that it is.
 
 use serde::Serialize;
 
@@ -181,7 +181,282 @@ pub const AWS_KEYS_FROM_REF: Rule = Rule {
     fix: "remove the AWS_* key variables and use a pod identity association",
 };
 
-/// Every rule: Terraform rules first, then Kubernetes rules, each in id order.
+// ---------------------------------------------------------------------------
+// Runtime `check` rules.
+// ---------------------------------------------------------------------------
+
+/// `EPI-IMDS-001`: an IMDSv2 token was obtained (hop limit >= 2, or host network).
+pub const IMDS_TOKEN_OBTAINED: Rule = Rule {
+    id: "EPI-IMDS-001",
+    severity: Severity::High,
+    category: Category::NodeRoleExposure,
+    title: "IMDSv2 token obtained from here: the PUT answer reached this pod (hop limit >= 2, or host network)",
+    fix: "set the launch template's http_put_response_hop_limit = 1 (Pod Identity does not need 2), keep pods off hostNetwork, or block 169.254.169.254 / fd00:ec2::254 for pods",
+};
+
+/// `EPI-IMDS-002`: the node role's name was read through IMDSv2.
+pub const IMDS_ROLE_READABLE: Rule = Rule {
+    id: "EPI-IMDS-002",
+    severity: Severity::Critical,
+    category: Category::NodeRoleExposure,
+    title: "node role reachable: IMDS lists the instance profile role to this pod",
+    fix: "set http_put_response_hop_limit = 1 and http_tokens = \"required\" on the node launch template, or block IMDS for pods with a network policy",
+};
+
+/// `EPI-IMDS-003`: the node role's credentials were read through IMDSv2.
+pub const IMDS_CREDENTIALS_READABLE: Rule = Rule {
+    id: "EPI-IMDS-003",
+    severity: Severity::Critical,
+    category: Category::NodeRoleExposure,
+    title: "node role credentials readable: any process in this pod can act as the node",
+    fix: "set http_put_response_hop_limit = 1 and http_tokens = \"required\" on the node launch template (or block IMDS for pods), then recycle the nodes",
+};
+
+/// `EPI-IMDS-004`: a plain GET without a token was answered (IMDSv1 open).
+pub const IMDS_V1_OPEN: Rule = Rule {
+    id: "EPI-IMDS-004",
+    severity: Severity::Critical,
+    category: Category::NodeRoleExposure,
+    title: "IMDSv1 open: a plain GET without a token is answered, whatever the hop limit",
+    fix: "set http_tokens = \"required\" on the node launch template (aws ec2 modify-instance-metadata-options --http-tokens required for running nodes)",
+};
+
+/// `EPI-IMDS-010`: connection refused (an iptables/nftables REJECT rule, or nothing listening).
+pub const IMDS_CONNECT_REFUSED: Rule = Rule {
+    id: "EPI-IMDS-010",
+    severity: Severity::Info,
+    category: Category::Hardening,
+    title: "IMDS connection refused: blocked for this pod (REJECT rule)",
+    fix: "nothing to do: the metadata service is blocked here",
+};
+
+/// `EPI-IMDS-011`: host/network unreachable (ICMP prohibited, `ip rule prohibit`, no route).
+pub const IMDS_CONNECT_UNREACHABLE: Rule = Rule {
+    id: "EPI-IMDS-011",
+    severity: Severity::Info,
+    category: Category::Hardening,
+    title: "IMDS unreachable: blocked for this pod (ICMP prohibited / no route)",
+    fix: "nothing to do: the metadata service is blocked here",
+};
+
+/// `EPI-IMDS-012`: the TCP connect timed out (packets dropped by policy).
+pub const IMDS_CONNECT_TIMEOUT: Rule = Rule {
+    id: "EPI-IMDS-012",
+    severity: Severity::Info,
+    category: Category::Hardening,
+    title: "IMDS connect timed out: packets to it are dropped (DROP rule or network policy)",
+    fix: "nothing to do: the metadata service is blocked here (SDKs that probe IMDS will wait for their connect timeout)",
+};
+
+/// `EPI-IMDS-013`: connected, but the token PUT went unanswered (hop limit 1).
+pub const IMDS_TOKEN_PUT_UNANSWERED: Rule = Rule {
+    id: "EPI-IMDS-013",
+    severity: Severity::Info,
+    category: Category::Hardening,
+    title: "IMDS token PUT unanswered: hop limit 1 keeps the answer from reaching this pod",
+    fix: "nothing to do: this is the protection working (keep http_put_response_hop_limit = 1 and http_tokens = \"required\")",
+};
+
+/// `EPI-IMDS-014`: the token PUT answered 403 (IMDS disabled on the instance).
+pub const IMDS_DISABLED: Rule = Rule {
+    id: "EPI-IMDS-014",
+    severity: Severity::Info,
+    category: Category::Hardening,
+    title: "IMDS disabled on this instance (token PUT answered 403)",
+    fix: "nothing to do for pods; node components that need IMDS will not work",
+};
+
+/// `EPI-IMDS-015`: the role list answered 404 (no instance profile).
+pub const IMDS_NO_INSTANCE_PROFILE: Rule = Rule {
+    id: "EPI-IMDS-015",
+    severity: Severity::Info,
+    category: Category::Hardening,
+    title: "no instance profile: IMDS has no role to hand out",
+    fix: "nothing to leak today; still set hop limit 1 before a role is attached",
+};
+
+/// `EPI-IMDS-016`: IMDS answered something the probe does not understand.
+pub const IMDS_UNEXPECTED: Rule = Rule {
+    id: "EPI-IMDS-016",
+    severity: Severity::Medium,
+    category: Category::Misconfiguration,
+    title: "IMDS endpoint answered unexpectedly: exposure could not be determined",
+    fix: "check the endpoint (AWS_EC2_METADATA_SERVICE_ENDPOINT, --imds-endpoint) and any proxy in front of it",
+};
+
+/// `EPI-PI-001`: Pod Identity env vars are absent.
+pub const PI_NOT_CONFIGURED: Rule = Rule {
+    id: "EPI-PI-001",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "EKS Pod Identity is not configured for this pod",
+    fix: "create a pod identity association for the pod's namespace/service account (aws eks create-pod-identity-association), install the eks-pod-identity-agent add-on, and restart the pod",
+};
+
+/// `EPI-PI-002`: the credentials URI is invalid or points at a disallowed host.
+pub const PI_ENDPOINT_INVALID: Rule = Rule {
+    id: "EPI-PI-002",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "Pod Identity credentials URI is invalid or not an allowed host: SDKs refuse it",
+    fix: "let EKS inject AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials (or http://[fd00:ec2::23]/v1/credentials); plain http is only allowed to loopback, 169.254.170.2, 169.254.170.23 and fd00:ec2::23",
+};
+
+/// `EPI-PI-003`: a credentials URI is set but no token file or token.
+pub const PI_TOKEN_NOT_SET: Rule = Rule {
+    id: "EPI-PI-003",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "Pod Identity URI set but no AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: the agent rejects the request",
+    fix: "let EKS inject AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (the projected service-account token volume); do not override the env by hand",
+};
+
+/// `EPI-PI-004`: the token file is missing, unreadable or empty.
+pub const PI_TOKEN_UNREADABLE: Rule = Rule {
+    id: "EPI-PI-004",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "Pod Identity token file missing, unreadable or empty",
+    fix: "keep the projected eks-pod-identity-token volume mounted (check volumeMounts, readOnlyRootFilesystem and the container user's read permission)",
+};
+
+/// `EPI-PI-005`: the token is not a JWT or its claims do not decode.
+pub const PI_TOKEN_MALFORMED: Rule = Rule {
+    id: "EPI-PI-005",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "Pod Identity token is not a JWT with readable claims: the agent answers 'cannot be parsed'",
+    fix: "point AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE at the kubelet-projected token (one line, header.payload.signature)",
+};
+
+/// `EPI-PI-006`: the token's audience is not `pods.eks.amazonaws.com`.
+pub const PI_TOKEN_WRONG_AUDIENCE: Rule = Rule {
+    id: "EPI-PI-006",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "Pod Identity token audience is not pods.eks.amazonaws.com: EKS Auth rejects it",
+    fix: "use the token projected by EKS (audience pods.eks.amazonaws.com), not the default service-account token or an IRSA token (sts.amazonaws.com)",
+};
+
+/// `EPI-PI-007`: the token has expired.
+pub const PI_TOKEN_EXPIRED: Rule = Rule {
+    id: "EPI-PI-007",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "Pod Identity token has expired: the agent answers 'token is expired'",
+    fix: "read the token file on every fetch (the kubelet rotates it); a copied or cached token goes stale; restart the pod if the projected volume stopped rotating",
+};
+
+/// `EPI-PI-008`: the agent could not be reached.
+pub const PI_AGENT_UNREACHABLE: Rule = Rule {
+    id: "EPI-PI-008",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "Pod Identity agent unreachable: no credentials for this pod",
+    fix: "install the eks-pod-identity-agent add-on and check it runs on this node (kubectl -n kube-system get ds eks-pod-identity-agent); allow 169.254.170.23:80 / [fd00:ec2::23]:80 in network policies",
+};
+
+/// `EPI-PI-009`: the agent answered with an error.
+pub const PI_AGENT_ERROR: Rule = Rule {
+    id: "EPI-PI-009",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "Pod Identity agent answered with an error: no credentials for this pod",
+    fix: "read the agent's message: 404 ResourceNotFound = no association for this namespace/service account; AccessDenied = the role's trust policy lacks pods.eks.amazonaws.com with sts:AssumeRole and sts:TagSession",
+};
+
+/// `EPI-PI-010`: the agent handed out credentials.
+pub const PI_AGENT_OK: Rule = Rule {
+    id: "EPI-PI-010",
+    severity: Severity::Info,
+    category: Category::Hardening,
+    title: "Pod Identity agent hands out credentials for this pod",
+    fix: "nothing to do",
+};
+
+/// `EPI-ENV-001`: static keys in the environment.
+pub const ENV_STATIC_KEYS: Rule = Rule {
+    id: "EPI-ENV-001",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "static AWS keys in the environment shadow Pod Identity (first in every SDK's default chain)",
+    fix: "remove AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN from the pod spec and rotate the keys",
+};
+
+/// `EPI-ENV-002`: `AWS_PROFILE` selects a shared-config profile.
+pub const ENV_PROFILE_SET: Rule = Rule {
+    id: "EPI-ENV-002",
+    severity: Severity::Medium,
+    category: Category::Misconfiguration,
+    title: "AWS_PROFILE is set: SDKs resolve the profile before Pod Identity (and some fail when it is missing)",
+    fix: "unset AWS_PROFILE in the pod",
+};
+
+/// `EPI-ENV-003`: shared credentials/config files provide credentials.
+pub const ENV_SHARED_FILES: Rule = Rule {
+    id: "EPI-ENV-003",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "shared AWS config/credentials file provides credentials that shadow Pod Identity",
+    fix: "remove the mounted ~/.aws/credentials / config (or AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE) from the image and pod",
+};
+
+/// `EPI-ENV-004`: IRSA variables.
+pub const ENV_IRSA: Rule = Rule {
+    id: "EPI-ENV-004",
+    severity: Severity::High,
+    category: Category::Misconfiguration,
+    title: "IRSA variables shadow Pod Identity (web identity comes first in the SDKs' default chain)",
+    fix: "remove the eks.amazonaws.com/role-arn annotation from the service account (or AWS_ROLE_ARN / AWS_WEB_IDENTITY_TOKEN_FILE from the pod) when moving to Pod Identity",
+};
+
+/// `EPI-ID-001`: the credentials our chain resolves are the node role.
+pub const ID_NODE_ROLE: Rule = Rule {
+    id: "EPI-ID-001",
+    severity: Severity::Critical,
+    category: Category::NodeRoleExposure,
+    title: "the credentials this pod resolves are the node's IAM role",
+    fix: "give the pod its own role with a pod identity association; keep the Deny fallback policy; set hop limit 1",
+};
+
+/// `EPI-ID-002`: our chain could not resolve credentials.
+pub const ID_UNRESOLVED: Rule = Rule {
+    id: "EPI-ID-002",
+    severity: Severity::Info,
+    category: Category::Hardening,
+    title: "the credential chain resolved no credentials here",
+    fix: "see the EPI-PI findings for the cause",
+};
+
+/// `EPI-ID-003`: the resolved identity, confirmed by STS, is not the node role.
+pub const ID_RESOLVED: Rule = Rule {
+    id: "EPI-ID-003",
+    severity: Severity::Info,
+    category: Category::Hardening,
+    title: "resolved identity (STS GetCallerIdentity) is not the node role",
+    fix: "nothing to do",
+};
+
+/// `EPI-ID-004`: the identity could not be confirmed with STS.
+pub const ID_UNVERIFIED: Rule = Rule {
+    id: "EPI-ID-004",
+    severity: Severity::Info,
+    category: Category::Hardening,
+    title: "resolved identity could not be confirmed with STS GetCallerIdentity",
+    fix: "allow egress to STS (or pass --sts-endpoint) to compare the resolved identity with the node role",
+};
+
+/// `EPI-ID-010`: the pod's IP equals the host's IP (host network).
+pub const ID_HOST_NETWORK: Rule = Rule {
+    id: "EPI-ID-010",
+    severity: Severity::Medium,
+    category: Category::NodeRoleExposure,
+    title:
+        "pod IP equals host IP: this pod uses hostNetwork and reaches IMDS whatever the hop limit",
+    fix: "remove hostNetwork: true from the pod spec (only node agents belong on the host network)",
+};
+
+/// Every rule: Terraform, Kubernetes, then the runtime `check` rules, each in id order.
 pub const ALL: &[Rule] = &[
     LT_METADATA_OPTIONS_MISSING,
     LT_IMDSV1_ALLOWED,
@@ -199,6 +474,36 @@ pub const ALL: &[Rule] = &[
     HOST_NETWORK,
     STATIC_AWS_KEYS,
     AWS_KEYS_FROM_REF,
+    IMDS_TOKEN_OBTAINED,
+    IMDS_ROLE_READABLE,
+    IMDS_CREDENTIALS_READABLE,
+    IMDS_V1_OPEN,
+    IMDS_CONNECT_REFUSED,
+    IMDS_CONNECT_UNREACHABLE,
+    IMDS_CONNECT_TIMEOUT,
+    IMDS_TOKEN_PUT_UNANSWERED,
+    IMDS_DISABLED,
+    IMDS_NO_INSTANCE_PROFILE,
+    IMDS_UNEXPECTED,
+    PI_NOT_CONFIGURED,
+    PI_ENDPOINT_INVALID,
+    PI_TOKEN_NOT_SET,
+    PI_TOKEN_UNREADABLE,
+    PI_TOKEN_MALFORMED,
+    PI_TOKEN_WRONG_AUDIENCE,
+    PI_TOKEN_EXPIRED,
+    PI_AGENT_UNREACHABLE,
+    PI_AGENT_ERROR,
+    PI_AGENT_OK,
+    ENV_STATIC_KEYS,
+    ENV_PROFILE_SET,
+    ENV_SHARED_FILES,
+    ENV_IRSA,
+    ID_NODE_ROLE,
+    ID_UNRESOLVED,
+    ID_RESOLVED,
+    ID_UNVERIFIED,
+    ID_HOST_NETWORK,
 ];
 
 /// Looks a rule up by id (case-insensitive).

@@ -1,5 +1,6 @@
 //! Human-readable output: findings grouped by file (or probe), one line per
-//! finding, the fix of each rule once, and a verdict line.
+//! finding, (for `check`) one line per probe with its status and outcomes,
+//! the fix of each rule once, and a verdict line.
 //!
 //! ```text
 //! pod-identity-doctor lint: 1 file scanned, 3 findings
@@ -63,6 +64,20 @@ pub fn render(report: &Report, fail_on: Severity) -> String {
             f.title,
             f.evidence
         );
+    }
+
+    if !report.probes().is_empty() {
+        let _ = writeln!(out, "\nprobes:");
+        for p in report.probes() {
+            let _ = writeln!(
+                out,
+                "  {:<19} {:<13} {:<28} {}",
+                p.probe,
+                p.status.label(),
+                p.outcomes.join(","),
+                p.detail
+            );
+        }
     }
 
     let mut fixes: Vec<(&str, &str)> = Vec::new();

@@ -62,7 +62,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::report::{Command, ExitStatus, Finding, Report, Severity, Verdict};
+use crate::report::{Command, ExitStatus, Finding, ProbeResult, Report, Severity, Verdict};
 
 /// Version of the JSON document described in this module.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -108,6 +108,8 @@ struct Document<'a> {
     summary: Summary,
     scanned: &'a [String],
     findings: &'a [Finding],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    probes: &'a [ProbeResult],
 }
 
 #[derive(Serialize)]
@@ -145,6 +147,7 @@ fn document(report: &Report, fail_on: Severity) -> Document<'_> {
         },
         scanned: report.scanned(),
         findings: report.findings(),
+        probes: report.probes(),
     }
 }
 

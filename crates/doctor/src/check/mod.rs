@@ -1,0 +1,492 @@
+//! The runtime `check`: probes from inside a pod (or on a host) that tell
+//! whether this pod can take the node's IAM role, and whether Pod Identity
+//! works for it.
+//!
+//! Probes run concurrently, each bounded by [`CheckOptions::probe_timeout`]
+//! (2 s), the whole check by [`CheckOptions::timeout`] (5 s):
+//!
+//! | probe | what | rules |
+//! |---|---|---|
+//! | `imds-ipv4`, `imds-ipv6` | raw TCP + HTTP/1.1 to IMDS: refused / unreachable / connect timeout / PUT unanswered / 403 / token / role / credentials / IMDSv1 | `EPI-IMDS-*` |
+//! | `pod-identity-env` | `AWS_CONTAINER_CREDENTIALS_FULL_URI` present and allowed | `EPI-PI-001`, `-002` |
+//! | `pod-identity-token` | token file present, readable, JWT-shaped, audience, expiry | `EPI-PI-003`..`-007` |
+//! | `pod-identity-agent` | `GET` with the token: status or error text | `EPI-PI-008`..`-010` |
+//! | `env-shadowing` | static keys, `AWS_PROFILE`, shared files, IRSA vars | `EPI-ENV-*` |
+//! | `identity` | what our `CredentialChain` resolves to; STS `GetCallerIdentity` vs the IMDS role | `EPI-ID-001`..`-004` |
+//! | `host-network` | pod IP == host IP (downward API env) | `EPI-ID-010` |
+//!
+//! Every outcome is a finding with its own rule id (protected ones as `info`)
+//! and a [`ProbeResult`] in the report, so a clean run shows *why* it is clean.
+//! Nothing secret is ever printed: credentials appear as an AccessKeyId prefix
+//! (`ASIA…`), a role name and an expiry; tokens never.
+//!
+//! The environment is injected ([`CheckOptions::env`]), and every file path
+//! comes from it (token file, `HOME`, `AWS_SHARED_CREDENTIALS_FILE`,
+//! `AWS_CONFIG_FILE`), so tests never touch the process environment.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), eks_pod_identity_doctor::check::CheckError> {
+//! use eks_pod_identity_doctor::check::{run_check, CheckOptions};
+//! use eks_pod_identity_doctor::report::{Severity, Verdict};
+//! let report = run_check(&CheckOptions::default()).await?;
+//! if report.verdict(Severity::High) == Verdict::LeaksNodeRole {
+//!     eprintln!("this pod can take the node role");
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod http;
+mod identity;
+mod imds;
+pub mod pod_identity;
+mod shadow;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use eks_pod_identity_provider::config::{self as pconfig, vars, Env, ProcessEnv};
+use tokio::time::{timeout_at, Instant};
+use url::{Host, Url};
+
+use crate::report::{Command, Finding, Location, ProbeResult, ProbeStatus, Report, Severity};
+use crate::rules;
+
+pub use identity::role_of_arn;
+
+/// Probe name of the IPv4 IMDS probe.
+pub const PROBE_IMDS_IPV4: &str = "imds-ipv4";
+/// Probe name of the IPv6 IMDS probe.
+pub const PROBE_IMDS_IPV6: &str = "imds-ipv6";
+/// Probe name of the host-network hint.
+pub const PROBE_HOST_NETWORK: &str = "host-network";
+/// Probe name of the identity probe.
+pub const PROBE_IDENTITY: &str = identity::PROBE;
+
+/// Settings of one check.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Where every environment variable (and thereby every file path) comes from.
+    pub env: Arc<dyn Env>,
+    /// Bound on the whole check (default 5 s).
+    pub timeout: Duration,
+    /// Bound on each probe (default 2 s); also how long an unanswered token PUT is waited for.
+    pub probe_timeout: Duration,
+    /// TCP connect timeout (default 1 s): past it, the SYN counts as dropped.
+    pub connect_timeout: Duration,
+    /// IPv4 IMDS endpoint (default: `AWS_EC2_METADATA_SERVICE_ENDPOINT` when it is
+    /// not an IPv6 literal, else `http://169.254.169.254`).
+    pub imds_endpoint: Option<String>,
+    /// IPv6 IMDS endpoint (default: `AWS_EC2_METADATA_SERVICE_ENDPOINT` when it is
+    /// an IPv6 literal, else `http://[fd00:ec2::254]`).
+    pub imds_ipv6_endpoint: Option<String>,
+    /// Probe IMDS over IPv6 too (default `true`).
+    pub ipv6: bool,
+    /// Ask STS `GetCallerIdentity` who the resolved credentials are (default `true`).
+    pub sts: bool,
+    /// STS endpoint (default: `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`, then the SDK's).
+    pub sts_endpoint: Option<String>,
+    /// Env var holding the pod IP (default `POD_IP`, from the downward API `status.podIP`).
+    pub pod_ip_env: String,
+    /// Env var holding the host IP (default `HOST_IP`, from `status.hostIP`).
+    pub host_ip_env: String,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            env: Arc::new(ProcessEnv),
+            timeout: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            imds_endpoint: None,
+            imds_ipv6_endpoint: None,
+            ipv6: true,
+            sts: true,
+            sts_endpoint: None,
+            pod_ip_env: "POD_IP".into(),
+            host_ip_env: "HOST_IP".into(),
+        }
+    }
+}
+
+impl CheckOptions {
+    /// Defaults, reading variables from `env` instead of the process.
+    pub fn with_env(env: impl Env) -> Self {
+        CheckOptions {
+            env: Arc::new(env),
+            ..Default::default()
+        }
+    }
+}
+
+/// Why a check could not run (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// An IMDS endpoint (flag or env) is not a valid `http(s)` URL.
+    #[error("invalid IMDS endpoint {value:?} (from {origin}): {reason}")]
+    InvalidEndpoint {
+        /// The value.
+        value: String,
+        /// Flag or variable it came from.
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A timeout is zero.
+    #[error("{0} must be greater than zero")]
+    ZeroTimeout(&'static str),
+}
+
+/// An [`Env`] shared behind an `Arc` (the provider wants an owned `impl Env`).
+#[derive(Debug, Clone)]
+pub(crate) struct SharedEnv(pub Arc<dyn Env>);
+
+impl Env for SharedEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.get(key)
+    }
+}
+
+/// First four characters and an ellipsis: enough to tell `AKIA` (long-term)
+/// from `ASIA` (temporary) without printing the key id.
+pub(crate) fn prefix(s: &str) -> String {
+    let p: String = s.chars().take(4).collect();
+    format!("{p}…")
+}
+
+/// RFC 3339 UTC, seconds precision.
+pub(crate) fn fmt_time(t: SystemTime) -> String {
+    let dt = ::time::OffsetDateTime::from(t);
+    let dt = dt.replace_nanosecond(0).unwrap_or(dt);
+    dt.format(&::time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| dt.to_string())
+}
+
+/// A probe in progress: its findings, outcomes and overall status.
+#[derive(Debug)]
+pub(crate) struct Probe {
+    pub name: &'static str,
+    pub target: Option<String>,
+    pub findings: Vec<Finding>,
+    pub outcomes: Vec<String>,
+    status: Option<ProbeStatus>,
+    details: Vec<String>,
+}
+
+fn rank(s: ProbeStatus) -> u8 {
+    match s {
+        ProbeStatus::Leak => 5,
+        ProbeStatus::Misconfigured => 4,
+        ProbeStatus::Unknown => 3,
+        ProbeStatus::Protected => 2,
+        ProbeStatus::Ok => 1,
+        _ => 0,
+    }
+}
+
+impl Probe {
+    pub fn new(name: &'static str, target: Option<String>) -> Self {
+        Probe {
+            name,
+            target,
+            findings: Vec::new(),
+            outcomes: Vec::new(),
+            status: None,
+            details: Vec::new(),
+        }
+    }
+
+    /// Adds a finding; returns its index.
+    pub fn finding(&mut self, f: Finding) -> usize {
+        self.findings.push(f);
+        self.findings.len() - 1
+    }
+
+    /// Records an outcome; the probe's status is the worst seen.
+    pub fn outcome(&mut self, name: &str, status: ProbeStatus, detail: impl Into<String>) {
+        self.outcomes.push(name.to_owned());
+        if self.status.is_none_or(|s| rank(status) > rank(s)) {
+            self.status = Some(status);
+        }
+        let d = detail.into();
+        if !d.is_empty() {
+            self.details.push(d);
+        }
+    }
+
+    /// Records an outcome that changes neither status nor detail.
+    pub fn note(&mut self, name: &str) {
+        self.outcomes.push(name.to_owned());
+    }
+
+    fn finish(self, report: &mut Report) {
+        report.add_scanned(self.name);
+        for f in self.findings {
+            report.push(f);
+        }
+        report.add_probe(ProbeResult {
+            probe: self.name.to_owned(),
+            target: self.target,
+            status: self.status.unwrap_or(ProbeStatus::Unknown),
+            outcomes: self.outcomes,
+            detail: self.details.join("; "),
+        });
+    }
+}
+
+fn parse_endpoint(value: &str, origin: &str) -> Result<Url, CheckError> {
+    let err = |reason: String| CheckError::InvalidEndpoint {
+        value: value.to_owned(),
+        origin: origin.to_owned(),
+        reason,
+    };
+    let url = Url::parse(value.trim()).map_err(|e| err(e.to_string()))?;
+    if url.scheme() != "http" {
+        return Err(err(format!(
+            "scheme {} (IMDS is probed over plain http)",
+            url.scheme()
+        )));
+    }
+    if url.host().is_none() {
+        return Err(err("no host".into()));
+    }
+    Ok(url)
+}
+
+/// The IPv4 and IPv6 IMDS endpoints to probe, from the options and the env.
+fn imds_endpoints(opts: &CheckOptions) -> Result<(Url, Url), CheckError> {
+    let env_endpoint = opts
+        .env
+        .non_empty(vars::IMDS_ENDPOINT)
+        .map(|v| parse_endpoint(&v, vars::IMDS_ENDPOINT))
+        .transpose()?;
+    let env_is_v6 = env_endpoint
+        .as_ref()
+        .is_some_and(|u| matches!(u.host(), Some(Host::Ipv6(_))));
+    let v4 = match &opts.imds_endpoint {
+        Some(v) => parse_endpoint(v, "--imds-endpoint")?,
+        None => match &env_endpoint {
+            Some(u) if !env_is_v6 => u.clone(),
+            _ => parse_endpoint(pconfig::IMDS_IPV4, "default")?,
+        },
+    };
+    let v6 = match &opts.imds_ipv6_endpoint {
+        Some(v) => parse_endpoint(v, "--imds-ipv6-endpoint")?,
+        None => match &env_endpoint {
+            Some(u) if env_is_v6 => u.clone(),
+            _ => parse_endpoint(pconfig::IMDS_IPV6, "default")?,
+        },
+    };
+    Ok((v4, v6))
+}
+
+fn host_network(opts: &CheckOptions) -> Probe {
+    let mut p = Probe::new(PROBE_HOST_NETWORK, None);
+    let pod = opts.env.non_empty(&opts.pod_ip_env);
+    let host = opts.env.non_empty(&opts.host_ip_env);
+    match (pod, host) {
+        (Some(pod), Some(host)) if pod.trim() == host.trim() => {
+            let text = format!(
+                "{}={pod} equals {}={host}",
+                opts.pod_ip_env, opts.host_ip_env
+            );
+            p.finding(Finding::new(
+                &rules::ID_HOST_NETWORK,
+                text.clone(),
+                Location::probe(PROBE_HOST_NETWORK, None),
+            ));
+            p.outcome("host_network", ProbeStatus::Leak, text);
+        }
+        (Some(pod), Some(host)) => p.outcome(
+            "pod_network",
+            ProbeStatus::Ok,
+            format!(
+                "{}={pod}, {}={host}: not on the host network",
+                opts.pod_ip_env, opts.host_ip_env
+            ),
+        ),
+        _ => p.outcome(
+            "unknown",
+            ProbeStatus::Unknown,
+            format!(
+                "{} / {} not set (expose status.podIP and status.hostIP through the downward API)",
+                opts.pod_ip_env, opts.host_ip_env
+            ),
+        ),
+    }
+    p
+}
+
+/// Runs every probe and returns the report (findings sorted, probes in a fixed order).
+pub async fn run_check(opts: &CheckOptions) -> Result<Report, CheckError> {
+    for (d, name) in [
+        (opts.timeout, "--timeout"),
+        (opts.probe_timeout, "--probe-timeout"),
+        (opts.connect_timeout, "--connect-timeout"),
+    ] {
+        if d.is_zero() {
+            return Err(CheckError::ZeroTimeout(name));
+        }
+    }
+    let (v4, v6) = imds_endpoints(opts)?;
+    let start = Instant::now();
+    let overall = start + opts.timeout;
+    let probe_deadline = overall.min(start + opts.probe_timeout);
+    let connect_timeout = opts.connect_timeout.min(opts.probe_timeout);
+    let id_settings = identity::IdentitySettings {
+        imds_endpoint: opts.imds_endpoint.clone(),
+        sts: opts.sts,
+        sts_endpoint: opts.sts_endpoint.clone(),
+        connect_timeout,
+        probe_timeout: opts.probe_timeout,
+    };
+    let now = SystemTime::now();
+
+    let imds4 = timeout_at(
+        overall,
+        imds::probe(PROBE_IMDS_IPV4, &v4, connect_timeout, probe_deadline),
+    );
+    let imds6 = async {
+        if opts.ipv6 {
+            Some(
+                timeout_at(
+                    overall,
+                    imds::probe(PROBE_IMDS_IPV6, &v6, connect_timeout, probe_deadline),
+                )
+                .await,
+            )
+        } else {
+            None
+        }
+    };
+    let pi = timeout_at(
+        overall,
+        pod_identity::probe(&*opts.env, now, connect_timeout, probe_deadline),
+    );
+    let id = timeout_at(
+        overall,
+        identity::probe(opts.env.clone(), &id_settings, overall),
+    );
+    let (imds4, imds6, pi, id) = tokio::join!(imds4, imds6, pi, id);
+
+    let mut report = Report::new(Command::Check);
+    let mut roles = Vec::new();
+    let timed_out = |name: &'static str, target: Option<String>| {
+        let mut p = Probe::new(name, target);
+        p.outcome(
+            "timeout",
+            ProbeStatus::Unknown,
+            format!("did not finish within {} ms", opts.timeout.as_millis()),
+        );
+        p
+    };
+
+    for (name, url, res) in [
+        (PROBE_IMDS_IPV4, &v4, Some(imds4)),
+        (PROBE_IMDS_IPV6, &v6, imds6),
+    ] {
+        match res {
+            Some(Ok(obs)) => {
+                roles.extend(obs.role.clone());
+                obs.probe.finish(&mut report);
+            }
+            Some(Err(_)) => timed_out(name, Some(imds::display(url))).finish(&mut report),
+            None => {
+                let mut p = Probe::new(name, Some(imds::display(url)));
+                p.outcome("skipped", ProbeStatus::Skipped, "--no-ipv6");
+                p.finish(&mut report);
+            }
+        }
+    }
+    match pi {
+        Ok(obs) => obs.probes.into_iter().for_each(|p| p.finish(&mut report)),
+        Err(_) => {
+            for name in [
+                pod_identity::ENV_PROBE,
+                pod_identity::TOKEN_PROBE,
+                pod_identity::AGENT_PROBE,
+            ] {
+                timed_out(name, None).finish(&mut report);
+            }
+        }
+    }
+    shadow::probe(&*opts.env).finish(&mut report);
+    match id {
+        Ok(obs) => judge_identity(opts, &obs, &roles).finish(&mut report),
+        Err(_) => timed_out(PROBE_IDENTITY, None).finish(&mut report),
+    }
+    host_network(opts).finish(&mut report);
+    report.sort();
+    Ok(report)
+}
+
+fn judge_identity(
+    opts: &CheckOptions,
+    obs: &identity::IdentityObservation,
+    imds_roles: &[String],
+) -> Probe {
+    let mut p = Probe::new(PROBE_IDENTITY, None);
+    let loc = || Location::probe(PROBE_IDENTITY, None);
+    let in_kubernetes = opts.env.non_empty(vars::KUBERNETES_SERVICE_HOST).is_some();
+    let Some(source) = &obs.source else {
+        let err = obs.chain_error.clone().unwrap_or_default();
+        p.finding(Finding::new(&rules::ID_UNRESOLVED, err.clone(), loc()));
+        p.outcome("unresolved", ProbeStatus::Unknown, err);
+        return p;
+    };
+    let key = obs.key_prefix.clone().unwrap_or_default();
+    let chain_imds_role = source.strip_prefix("imds:").map(str::to_owned);
+    let sts_role = obs.arn.as_deref().and_then(role_of_arn).map(str::to_owned);
+    let node_role = chain_imds_role.clone().or_else(|| {
+        sts_role
+            .as_ref()
+            .filter(|r| imds_roles.iter().any(|i| i == *r))
+            .cloned()
+    });
+    let who = obs
+        .arn
+        .clone()
+        .map(|a| format!(", STS: {a}"))
+        .unwrap_or_default();
+    if let Some(role) = node_role {
+        let text = format!("chain source {source} (AccessKeyId {key}){who}: node role {role}");
+        let mut f = Finding::new(&rules::ID_NODE_ROLE, text.clone(), loc());
+        if chain_imds_role.is_some() && !in_kubernetes {
+            f = f.with_severity(Severity::Info).with_title(
+                "the credentials resolved here are the instance role (not in a Kubernetes pod)",
+            );
+        }
+        p.finding(f);
+        p.outcome("node_role", ProbeStatus::Leak, text);
+        return p;
+    }
+    match (&obs.arn, &obs.sts_error) {
+        (Some(arn), _) => {
+            let node = if imds_roles.is_empty() {
+                "node role not readable from here".to_owned()
+            } else {
+                format!("node role {}", imds_roles.join(", "))
+            };
+            let text = format!("chain source {source} (AccessKeyId {key}): {arn}; {node}");
+            p.finding(Finding::new(&rules::ID_RESOLVED, text.clone(), loc()));
+            p.outcome("own_role", ProbeStatus::Ok, text);
+        }
+        (None, Some(err)) => {
+            let text = format!("chain source {source} (AccessKeyId {key}); {err}");
+            p.finding(Finding::new(&rules::ID_UNVERIFIED, text.clone(), loc()));
+            p.outcome("unverified", ProbeStatus::Ok, text);
+        }
+        (None, None) => {
+            let why = if obs.sts_skipped {
+                "STS not asked (--no-sts)"
+            } else {
+                "STS returned no ARN"
+            };
+            let text = format!("chain source {source} (AccessKeyId {key}); {why}");
+            p.finding(Finding::new(&rules::ID_UNVERIFIED, text.clone(), loc()));
+            p.outcome("unverified", ProbeStatus::Ok, text);
+        }
+    }
+    p
+}

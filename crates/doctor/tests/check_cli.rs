@@ -1,0 +1,185 @@
+//! `pod-identity-doctor check` as a process: exit codes, human output and the
+//! JSON schema snapshot. The child gets a cleared environment plus what each
+//! case sets, and only ever talks to loopback.
+
+use std::process::{Command, Output};
+
+use eks_pod_identity_testkit::imds::ImdsMode;
+use eks_pod_identity_testkit::FakeImds;
+
+const POD: &[(&str, &str)] = &[
+    ("KUBERNETES_SERVICE_HOST", "10.100.0.1"),
+    ("POD_IP", "10.0.1.5"),
+    ("HOST_IP", "10.0.0.7"),
+];
+
+async fn doctor(args: Vec<String>, env: &'static [(&'static str, &'static str)]) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_pod-identity-doctor"))
+            .args(&args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+            .expect("runs pod-identity-doctor")
+    })
+    .await
+    .unwrap()
+}
+
+fn args(extra: &[&str], imds: &str) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "check",
+        "--no-ipv6",
+        "--no-sts",
+        "--probe-timeout",
+        "700ms",
+        "--connect-timeout",
+        "300ms",
+        "--imds-endpoint",
+        imds,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    format!("http://{a}")
+}
+
+/// Replaces RFC 3339 timestamps with `{{time}}`.
+fn redact_times(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    let shape = |w: &[u8]| {
+        w.len() >= 20
+            && w[..4].iter().all(u8::is_ascii_digit)
+            && w[4] == b'-'
+            && w[7] == b'-'
+            && w[10] == b'T'
+            && w[13] == b':'
+            && w[16] == b':'
+    };
+    while i < b.len() {
+        if shape(&b[i..]) {
+            let mut j = i + 19;
+            while j < b.len() && (b[j] == b'.' || b[j].is_ascii_digit()) {
+                j += 1;
+            }
+            if j < b.len() && b[j] == b'Z' {
+                out.push_str("{{time}}");
+                i = j + 1;
+                continue;
+            }
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaking_pod_exits_1_with_grouped_findings_and_probe_lines() {
+    let imds = FakeImds::builder().start().await.unwrap();
+    let o = doctor(args(&[], &imds.endpoint()), POD).await;
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = out(&o);
+    assert!(
+        text.starts_with("pod-identity-doctor check: 8 probes scanned, "),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nimds-ipv4\n  HIGH      EPI-IMDS-001 "),
+        "{text}"
+    );
+    assert!(text.contains("  CRITICAL  EPI-IMDS-003 "), "{text}");
+    assert!(text.contains("\nprobes:\n  imds-ipv4           LEAK          token_obtained,role_readable,credentials_readable,imdsv1_closed"), "{text}");
+    assert!(
+        text.contains("  imds-ipv6           SKIPPED       skipped"),
+        "{text}"
+    );
+    assert!(text.contains("\nverdict: LEAKS NODE ROLE ("), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_pod_exits_0() {
+    let imds = FakeImds::builder()
+        .mode(ImdsMode::HangPut)
+        .start()
+        .await
+        .unwrap();
+    let o = doctor(args(&[], &imds.endpoint()), &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("  imds-ipv4           PROTECTED     token_put_unanswered,imdsv1_closed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nverdict: PROTECTED (no finding at or above high; info "),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_on_moves_the_threshold() {
+    // In a pod without Pod Identity and with IMDS blocked: misconfigured (high).
+    let o = doctor(args(&[], &closed_port()), POD).await;
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("\nverdict: MISCONFIGURED ("));
+    let o = doctor(args(&["--fail-on", "critical"], &closed_port()), POD).await;
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn could_not_run_exits_2() {
+    let o = doctor(args(&["--json"], "ftp://169.254.169.254"), &[]).await;
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(
+        (v["command"].as_str(), v["exit_code"].as_i64()),
+        (Some("check"), Some(2))
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid IMDS endpoint"));
+    for bad in [["--timeout", "0"], ["--probe-timeout", "soon"]] {
+        let o = doctor(args(&bad, &closed_port()), &[]).await;
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_matches_the_check_schema_snapshot() {
+    let imds = FakeImds::builder().start().await.unwrap();
+    let o = doctor(args(&["--json"], &imds.endpoint()), POD).await;
+    assert_eq!(o.status.code(), Some(1));
+    let got = redact_times(&out(&o).replace(&imds.endpoint(), "http://127.0.0.1:{{port}}"));
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/snapshots/check.json"
+    );
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(path, got.replace(env!("CARGO_PKG_VERSION"), "{{version}}")).unwrap();
+    }
+    let expected = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("{{version}}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(got, expected);
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["verdict"], "leaks_node_role");
+    assert_eq!(v["probes"].as_array().unwrap().len(), 8);
+}
