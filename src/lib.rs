@@ -41,3 +41,8 @@
 //! ```
 
 pub use eks_pod_identity_provider::*;
+
+/// The README's Rust examples, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
