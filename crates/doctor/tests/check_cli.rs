@@ -55,11 +55,9 @@ fn closed_port() -> String {
     format!("http://{a}")
 }
 
-/// Replaces RFC 3339 timestamps with `{{time}}`.
+/// Replaces RFC 3339 timestamps (`2026-11-27T10:00:00[.123]Z`) with `{{time}}`.
 fn redact_times(s: &str) -> String {
     let b = s.as_bytes();
-    let mut out = String::new();
-    let mut i = 0;
     let shape = |w: &[u8]| {
         w.len() >= 20
             && w[..4].iter().all(u8::is_ascii_digit)
@@ -69,6 +67,7 @@ fn redact_times(s: &str) -> String {
             && w[13] == b':'
             && w[16] == b':'
     };
+    let (mut out, mut last, mut i) = (String::new(), 0, 0);
     while i < b.len() {
         if shape(&b[i..]) {
             let mut j = i + 19;
@@ -76,14 +75,16 @@ fn redact_times(s: &str) -> String {
                 j += 1;
             }
             if j < b.len() && b[j] == b'Z' {
+                out.push_str(&s[last..i]);
                 out.push_str("{{time}}");
                 i = j + 1;
+                last = i;
                 continue;
             }
         }
-        out.push(b[i] as char);
         i += 1;
     }
+    out.push_str(&s[last..]);
     out
 }
 

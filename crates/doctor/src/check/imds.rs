@@ -49,9 +49,24 @@ pub(crate) async fn probe(
     let base = url.path().trim_end_matches('/').to_owned();
     let token_path = format!("{base}{TOKEN_PATH}");
     let list_path = format!("{base}{ROLE_LIST_PATH}");
-    let (v2, v1) = tokio::join!(
+    // IMDSv1 (the role list, then the credentials, without a token) runs
+    // alongside the token PUT: a PUT that hangs must not starve it.
+    let v1_probe = async {
+        let list = http::request(&target, "GET", &list_path, &[], connect_timeout, deadline).await;
+        let creds = match &list {
+            Ok(r) if r.status == 200 => {
+                let path = format!("{list_path}{}", first_line(&r.body));
+                http::request(&target, "GET", &path, &[], connect_timeout, deadline)
+                    .await
+                    .ok()
+            }
+            _ => None,
+        };
+        (list, creds)
+    };
+    let (v2, (v1, v1_creds)) = tokio::join!(
         http::request(&target, "PUT", &token_path, &ttl, connect_timeout, deadline),
-        http::request(&target, "GET", &list_path, &[], connect_timeout, deadline),
+        v1_probe,
     );
 
     let mut role = None;
@@ -177,14 +192,12 @@ pub(crate) async fn probe(
     match v1 {
         Ok(r) if r.status == 200 => {
             let name = first_line(&r.body);
-            let path = format!("{list_path}{name}");
-            let creds =
-                match http::request(&target, "GET", &path, &[], connect_timeout, deadline).await {
-                    Ok(c) if c.status == 200 => {
-                        format!("; credentials readable ({})", credentials_summary(&c))
-                    }
-                    _ => String::new(),
-                };
+            let creds = match v1_creds {
+                Some(c) if c.status == 200 => {
+                    format!("; credentials readable ({})", credentials_summary(&c))
+                }
+                _ => String::new(),
+            };
             p.finding(Finding::new(
                 &rules::IMDS_V1_OPEN,
                 format!("GET {ROLE_LIST_PATH} without a token -> 200, role {name}{creds}"),
