@@ -9,6 +9,10 @@
 //! - [`token`]: JWT-shaped fixture service-account tokens.
 //! - [`stack::MotoStack`]: a local `moto_server` (S3 + STS + IAM) seeded like the
 //!   blog's Terraform, with IAM enforcement on.
+//! - [`netns::EksNode`] (Linux, root): an emulated EKS node of network namespaces
+//!   (`pod`, `node`, `imds`) with the production addresses (169.254.170.23,
+//!   [fd00:ec2::23], 169.254.169.254, [fd00:ec2::254]), a real IMDS hop limit and
+//!   REJECT/DROP blocks, running the fakes (and moto) inside it.
 //!
 //! Binary `pod-identity-local-agent` runs a fake agent (optionally on moto) from the
 //! command line.
@@ -35,6 +39,8 @@ pub mod agent;
 pub mod creds;
 pub mod fault;
 pub mod imds;
+#[cfg(target_os = "linux")]
+pub mod netns;
 mod server;
 pub mod stack;
 pub mod timefmt;
