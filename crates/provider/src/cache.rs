@@ -358,6 +358,20 @@ impl<S: CredentialSource> RefreshingCache<S> {
         tokio::spawn(refresher(weak, wake, marker));
     }
 
+    /// The SDK-facing future: ready at once on the hot path, boxed only when
+    /// a fetch is needed. Shared by every public provider type.
+    pub(crate) fn provide(&self) -> aws_credential_types::provider::future::ProvideCredentials<'_> {
+        use aws_credential_types::provider::future::ProvideCredentials;
+        match self.cached() {
+            Some(creds) => ProvideCredentials::ready(Ok(creds)),
+            None => ProvideCredentials::new(async move {
+                self.get()
+                    .await
+                    .map_err(crate::provider::to_credentials_error)
+            }),
+        }
+    }
+
     /// A handle telling whether the background task is running.
     pub fn task_watch(&self) -> TaskWatch {
         TaskWatch(

@@ -18,7 +18,7 @@ use crate::config::{self, vars, ImdsEndpointSetting};
 use crate::context::ProviderContext;
 use crate::error::{ConfigError, RefreshError};
 use crate::imds::{ImdsOptions, ImdsSource};
-use crate::provider::{to_credentials_error, BuildError, PodIdentityProviderBuilder};
+use crate::provider::{BuildError, PodIdentityProviderBuilder};
 use crate::retry::RetryPolicy;
 use crate::schedule::RefreshPolicy;
 use crate::source::{CredentialSource, Fetched};
@@ -172,12 +172,7 @@ impl ProvideCredentials for CredentialChain {
     where
         Self: 'a,
     {
-        match self.cache.cached() {
-            Some(creds) => provider::future::ProvideCredentials::ready(Ok(creds)),
-            None => provider::future::ProvideCredentials::new(async move {
-                self.cache.get().await.map_err(to_credentials_error)
-            }),
-        }
+        self.cache.provide()
     }
 }
 

@@ -224,6 +224,26 @@ impl ImdsSource {
         }
     }
 
+    /// One exchange whose 5xx/429 answers count as (retryable) errors, so
+    /// [`with_retries`](Self::with_retries) retries them like transport
+    /// failures.
+    async fn exchange_retryable(
+        &self,
+        method: Method,
+        path: &str,
+        header: Option<(&'static str, &str)>,
+    ) -> Result<(u16, Option<String>, Vec<u8>), ImdsError> {
+        let (status, ttl, body) = self.exchange(method, path, header).await?;
+        if status >= 500 || status == 429 {
+            return Err(ImdsError::Status {
+                endpoint: self.endpoint_str(),
+                path: path.to_owned(),
+                status,
+            });
+        }
+        Ok((status, ttl, body))
+    }
+
     /// Runs `op` with jittered retries of retryable errors.
     async fn with_retries<T, F, Fut>(&self, mut op: F) -> Result<T, ImdsError>
     where
@@ -260,7 +280,9 @@ impl ImdsSource {
         }
         let ttl = TOKEN_TTL_SECS.to_string();
         let result = self
-            .with_retries(|| self.exchange(Method::PUT, TOKEN_PATH, Some((TTL_HEADER, &ttl))))
+            .with_retries(|| {
+                self.exchange_retryable(Method::PUT, TOKEN_PATH, Some((TTL_HEADER, &ttl)))
+            })
             .await;
         let (status, ttl_header, body) = match result {
             Ok(r) => r,
@@ -332,11 +354,13 @@ impl ImdsSource {
             let (status, _, body) = match &auth {
                 Auth::Token(t) => {
                     let t = t.expose().to_owned();
-                    self.with_retries(|| self.exchange(Method::GET, path, Some((TOKEN_HEADER, &t))))
-                        .await?
+                    self.with_retries(|| {
+                        self.exchange_retryable(Method::GET, path, Some((TOKEN_HEADER, &t)))
+                    })
+                    .await?
                 }
                 Auth::V1 => {
-                    self.with_retries(|| self.exchange(Method::GET, path, None))
+                    self.with_retries(|| self.exchange_retryable(Method::GET, path, None))
                         .await?
                 }
             };

@@ -111,12 +111,7 @@ impl ProvideCredentials for PodIdentityProvider {
     where
         Self: 'a,
     {
-        match self.cache.cached() {
-            Some(creds) => provider::future::ProvideCredentials::ready(Ok(creds)),
-            None => provider::future::ProvideCredentials::new(async move {
-                self.cache.get().await.map_err(to_credentials_error)
-            }),
-        }
+        self.cache.provide()
     }
 }
 

@@ -69,6 +69,18 @@ async fn imds() -> MockServer {
     s
 }
 
+/// A token endpoint answering `token` with the TTL header.
+async fn mount_token(s: &MockServer, token: &str, ttl: &str) {
+    Mock::given(method("PUT"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-aws-ec2-metadata-token-ttl-seconds", ttl)
+                .set_body_string(token),
+        )
+        .mount(s)
+        .await;
+}
+
 async fn mount_role(s: &MockServer, role: &str, token: &str) {
     Mock::given(method("GET"))
         .and(path(ROLES))
@@ -148,14 +160,7 @@ async fn one_token_serves_many_fetches_and_labels_the_role() {
 #[tokio::test]
 async fn token_is_renewed_before_its_ttl_ends() {
     let s = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "300")
-                .set_body_string("tok-1"),
-        )
-        .mount(&s)
-        .await;
+    mount_token(&s, "tok-1", "300").await;
     mount_role(&s, "node-role", "tok-1").await;
     let clock = ManualClock::new();
     let src = source_with(
@@ -194,14 +199,7 @@ async fn unauthorized_get_renews_the_token_and_retries_once() {
         .up_to_n_times(1)
         .mount(&s)
         .await;
-    Mock::given(method("PUT"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
-                .set_body_string("tok-new"),
-        )
-        .mount(&s)
-        .await;
+    mount_token(&s, "tok-new", "21600").await;
     Mock::given(method("GET"))
         .and(header("x-aws-ec2-metadata-token", "tok-old"))
         .respond_with(ResponseTemplate::new(401))
@@ -257,14 +255,7 @@ async fn a_renamed_role_is_picked_up_on_the_next_refresh() {
     let src = source(&s);
     assert_eq!(src.fetch().await.unwrap().label, "imds:node-role");
     s.reset().await;
-    Mock::given(method("PUT"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
-                .set_body_string("tok-1"),
-        )
-        .mount(&s)
-        .await;
+    mount_token(&s, "tok-1", "21600").await;
     mount_role(&s, "renamed-role", "tok-1").await;
     assert_eq!(src.fetch().await.unwrap().label, "imds:renamed-role");
 }
@@ -272,14 +263,7 @@ async fn a_renamed_role_is_picked_up_on_the_next_refresh() {
 #[tokio::test]
 async fn code_other_than_success_is_an_error() {
     let s = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
-                .set_body_string("tok-1"),
-        )
-        .mount(&s)
-        .await;
+    mount_token(&s, "tok-1", "21600").await;
     Mock::given(method("GET"))
         .and(path(ROLES))
         .respond_with(ResponseTemplate::new(200).set_body_string("r"))
@@ -392,14 +376,7 @@ async fn a_token_request_that_is_never_answered_reports_the_hop_limit() {
 #[tokio::test]
 async fn stale_imds_credentials_are_extended_only_when_enabled() {
     let s = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
-                .set_body_string("tok-1"),
-        )
-        .mount(&s)
-        .await;
+    mount_token(&s, "tok-1", "21600").await;
     Mock::given(method("GET"))
         .and(path(ROLES))
         .respond_with(ResponseTemplate::new(200).set_body_string("node-role"))
