@@ -100,7 +100,10 @@ fn pod_reads_its_bucket_through_the_agent_at_its_real_address() {
     assert_eq!(o.status.code(), Some(0), "stdout: {out}\nstderr: {err}");
     assert!(out.contains(POD_ROLE), "whoami is the pod role: {out}");
     for (key, _) in SEED_OBJECTS {
-        assert!(out.contains(&format!("{bucket}/{key}")), "{key} listed: {out}");
+        assert!(
+            out.contains(&format!("{bucket}/{key}")),
+            "{key} listed: {out}"
+        );
     }
 
     let o = run(
@@ -127,8 +130,15 @@ fn pod_reads_its_bucket_through_the_agent_at_its_real_address() {
     assert!(err.contains("error: AccessDenied"), "{err}");
 
     let st = node.agent().stats();
-    assert!(st.status(200) >= 3, "one credential fetch per process: {st:?}");
-    assert_eq!(st.status(403), 0, "the provider sends the right Host: {st:?}");
+    assert!(
+        st.status(200) >= 3,
+        "one credential fetch per process: {st:?}"
+    );
+    assert_eq!(
+        st.status(403),
+        0,
+        "the provider sends the right Host: {st:?}"
+    );
     assert!(
         !node.imds().was_contacted(),
         "Pod Identity configured: IMDS never asked"
@@ -145,7 +155,9 @@ fn ipv6_agent_address_works() {
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         &node.agent_uri_v6(),
     );
-    assert!(env.iter().any(|(_, v)| v == "http://[fd00:ec2::23]/v1/credentials"));
+    assert!(env
+        .iter()
+        .any(|(_, v)| v == "http://[fd00:ec2::23]/v1/credentials"));
     let o = run(
         &node,
         Netns::Pod,
@@ -162,8 +174,7 @@ fn ipv6_agent_address_works() {
 
 #[test]
 fn deny_policy_never_touches_imds_even_at_hop_limit_2() {
-    let Some((node, bin)) = node("deny_policy_never_touches_imds_even_at_hop_limit_2", 2)
-    else {
+    let Some((node, bin)) = node("deny_policy_never_touches_imds_even_at_hop_limit_2", 2) else {
         return;
     };
     // A pod without an association: no AWS_CONTAINER_*, but KUBERNETES_SERVICE_HOST.
@@ -178,7 +189,10 @@ fn deny_policy_never_touches_imds_even_at_hop_limit_2() {
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "stdout: {out}\nstderr: {err}");
-    assert!(err.contains("Deny"), "the error names the policy and the fix: {err}");
+    assert!(
+        err.contains("Deny"),
+        "the error names the policy and the fix: {err}"
+    );
     assert!(!out.contains("assumed-role"), "{out}");
     let st = node.imds().stats();
     assert_eq!(st.total, 0, "IMDS request log must be empty: {:?}", st.log);
@@ -187,8 +201,7 @@ fn deny_policy_never_touches_imds_even_at_hop_limit_2() {
 
 #[test]
 fn allow_policy_at_hop_limit_1_times_out_with_the_hint() {
-    let Some((node, bin)) = node("allow_policy_at_hop_limit_1_times_out_with_the_hint", 1)
-    else {
+    let Some((node, bin)) = node("allow_policy_at_hop_limit_1_times_out_with_the_hint", 1) else {
         return;
     };
     let env = node.pod_env_without_pod_identity();
@@ -205,7 +218,10 @@ fn allow_policy_at_hop_limit_1_times_out_with_the_hint() {
         "status {:?}\nstdout: {out}\nstderr: {err}",
         o.status
     );
-    assert!(err.contains("hop limit of 1"), "timeout-with-hint error: {err}");
+    assert!(
+        err.contains("hop limit of 1"),
+        "timeout-with-hint error: {err}"
+    );
     assert!(out.is_empty(), "nothing listed: {out}");
     // Real packets: the PUT arrived and IMDS answered it — with TTL 1, so the
     // answer died at the node's forwarding. No credentials were ever served.
@@ -219,11 +235,20 @@ fn allow_policy_at_hop_limit_1_times_out_with_the_hint() {
         Netns::Node,
         &bin,
         &env,
-        &["--fallback", "allow", "--whoami", "ls", &format!("s3://{OTHER_BUCKET}")],
+        &[
+            "--fallback",
+            "allow",
+            "--whoami",
+            "ls",
+            &format!("s3://{OTHER_BUCKET}"),
+        ],
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "stdout: {out}\nstderr: {err}");
-    assert!(out.contains(NODE_ROLE), "hostNetwork gets the node role: {out}");
+    assert!(
+        out.contains(NODE_ROLE),
+        "hostNetwork gets the node role: {out}"
+    );
 }
 
 #[test]
@@ -237,11 +262,20 @@ fn allow_policy_at_hop_limit_2_leaks_the_node_role() {
         Netns::Pod,
         &bin,
         &env,
-        &["--fallback", "allow", "--whoami", "ls", &format!("s3://{APP_BUCKET}")],
+        &[
+            "--fallback",
+            "allow",
+            "--whoami",
+            "ls",
+            &format!("s3://{APP_BUCKET}"),
+        ],
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "stdout: {out}\nstderr: {err}");
-    assert!(out.contains(NODE_ROLE), "the pod runs as the node role: {out}");
+    assert!(
+        out.contains(NODE_ROLE),
+        "the pod runs as the node role: {out}"
+    );
     assert!(
         err.contains("error: AccessDenied"),
         "the node role cannot read the app's bucket: {err}"
@@ -256,7 +290,10 @@ fn allow_policy_at_hop_limit_2_leaks_the_node_role() {
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "stdout: {out}\nstderr: {err}");
-    assert!(out.contains(&format!("s3://{OTHER_BUCKET}/hello.txt")), "{out}");
+    assert!(
+        out.contains(&format!("s3://{OTHER_BUCKET}/hello.txt")),
+        "{out}"
+    );
     let st = node.imds().stats();
     assert!(st.credentials_served >= 2, "{st:?}");
 }

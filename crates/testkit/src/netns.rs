@@ -414,7 +414,9 @@ impl EksNode {
     /// The fake agent (in `node`, on 169.254.170.23:80 and [fd00:ec2::23]:80, with
     /// the real agent's `Host` check): stats, request log, fault injection.
     pub fn agent(&self) -> &FakeAgent {
-        self.agent.as_ref().expect("agent runs while the node lives")
+        self.agent
+            .as_ref()
+            .expect("agent runs while the node lives")
     }
 
     /// The fake IMDS (in `imds`, on 169.254.169.254:80 and [fd00:ec2::254]:80):
@@ -607,7 +609,14 @@ impl EksNode {
     fn sysctl(&self, ns: &str, key: &str, value: &str) -> Result<(), NetnsError> {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         let out = Command::new(ip_program())
-            .args(["netns", "exec", ns, "sh", "-c", &format!("echo {value} > {path}")])
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "sh",
+                "-c",
+                &format!("echo {value} > {path}"),
+            ])
             .stdin(Stdio::null())
             .output();
         check_output(&format!("ip netns exec {ns} sysctl {key}={value}"), out)
@@ -632,8 +641,8 @@ impl EksNode {
         }
         // veths are created directly inside their namespaces: fixed names are fine.
         self.ip(&[
-            "link", "add", "eth0", "netns", &pod, "type", "veth", "peer", "name", "vpod",
-            "netns", &node,
+            "link", "add", "eth0", "netns", &pod, "type", "veth", "peer", "name", "vpod", "netns",
+            &node,
         ])?;
         self.ip(&[
             "link", "add", "vimds", "netns", &node, "type", "veth", "peer", "name", "eth0",
@@ -661,17 +670,44 @@ impl EksNode {
                 self.ipn(ns, &["addr", "add", a, "dev", dev])?;
             }
         }
-        for (ns, dev) in [(&pod, "eth0"), (&node, "vpod"), (&node, "vimds"), (&imds, "eth0")] {
+        for (ns, dev) in [
+            (&pod, "eth0"),
+            (&node, "vpod"),
+            (&node, "vimds"),
+            (&imds, "eth0"),
+        ] {
             self.ipn(ns, &["link", "set", dev, "up"])?;
         }
         self.sysctl(&node, "net.ipv4.ip_forward", "1")?;
         self.sysctl(&node, "net.ipv6.conf.all.forwarding", "1")?;
         self.ipn(&pod, &["route", "add", "default", "via", "169.254.10.1"])?;
-        self.ipn(&pod, &["-6", "route", "add", "default", "via", "fd00:10::1"])?;
-        self.ipn(&node, &["route", "add", "169.254.169.254/32", "via", "169.254.20.2"])?;
-        self.ipn(&node, &["-6", "route", "add", "fd00:ec2::254/128", "via", "fd00:20::2"])?;
-        self.ipn(&imds, &["route", "add", POD_SUBNET_V4, "via", "169.254.20.1"])?;
-        self.ipn(&imds, &["-6", "route", "add", POD_SUBNET_V6, "via", "fd00:20::1"])?;
+        self.ipn(
+            &pod,
+            &["-6", "route", "add", "default", "via", "fd00:10::1"],
+        )?;
+        self.ipn(
+            &node,
+            &["route", "add", "169.254.169.254/32", "via", "169.254.20.2"],
+        )?;
+        self.ipn(
+            &node,
+            &[
+                "-6",
+                "route",
+                "add",
+                "fd00:ec2::254/128",
+                "via",
+                "fd00:20::2",
+            ],
+        )?;
+        self.ipn(
+            &imds,
+            &["route", "add", POD_SUBNET_V4, "via", "169.254.20.1"],
+        )?;
+        self.ipn(
+            &imds,
+            &["-6", "route", "add", POD_SUBNET_V6, "via", "fd00:20::1"],
+        )?;
         self.block_rules()?;
         self.wait_ipv6_ready(&all);
         Ok(())
@@ -721,8 +757,8 @@ impl EksNode {
         // The REJECT sink: owns the IMDS addresses, listens on nothing → RST.
         let sink = self.names.sink.clone().expect("sink namespace for Reject");
         self.ip(&[
-            "link", "add", "vblk", "netns", &node, "type", "veth", "peer", "name", "eth0",
-            "netns", &sink,
+            "link", "add", "vblk", "netns", &node, "type", "veth", "peer", "name", "eth0", "netns",
+            &sink,
         ])?;
         for (ns, dev, a) in [
             (&node, "vblk", "169.254.30.1/30"),
@@ -741,15 +777,32 @@ impl EksNode {
         self.ipn(&node, &["link", "set", "vblk", "up"])?;
         self.ipn(&sink, &["link", "set", "eth0", "up"])?;
         self.ipn(&sink, &["route", "add", "default", "via", "169.254.30.1"])?;
-        self.ipn(&sink, &["-6", "route", "add", "default", "via", "fd00:30::1"])?;
         self.ipn(
-            &node,
-            &["route", "add", "169.254.169.254/32", "via", "169.254.30.2", "table", BLOCK_TABLE],
+            &sink,
+            &["-6", "route", "add", "default", "via", "fd00:30::1"],
         )?;
         self.ipn(
             &node,
             &[
-                "-6", "route", "add", "fd00:ec2::254/128", "via", "fd00:30::2", "table",
+                "route",
+                "add",
+                "169.254.169.254/32",
+                "via",
+                "169.254.30.2",
+                "table",
+                BLOCK_TABLE,
+            ],
+        )?;
+        self.ipn(
+            &node,
+            &[
+                "-6",
+                "route",
+                "add",
+                "fd00:ec2::254/128",
+                "via",
+                "fd00:30::2",
+                "table",
                 BLOCK_TABLE,
             ],
         )
@@ -879,7 +932,9 @@ fn wait_exited(pid: u32, timeout: Duration) {
         match std::fs::read_to_string(&stat) {
             Err(_) => return,
             Ok(s) => {
-                let state = s.rsplit_once(')').and_then(|(_, r)| r.trim().chars().next());
+                let state = s
+                    .rsplit_once(')')
+                    .and_then(|(_, r)| r.trim().chars().next());
                 if matches!(state, Some('Z' | 'X')) {
                     return;
                 }
@@ -949,10 +1004,7 @@ fn ns_command(ns: &str, program: impl AsRef<OsStr>) -> Command {
     for (k, _) in std::env::vars_os() {
         let key = k.to_string_lossy();
         let lower = key.to_ascii_lowercase();
-        if key.starts_with("AWS_")
-            || key.starts_with("KUBERNETES_")
-            || lower.ends_with("_proxy")
-        {
+        if key.starts_with("AWS_") || key.starts_with("KUBERNETES_") || lower.ends_with("_proxy") {
             c.env_remove(&k);
         }
     }
@@ -964,10 +1016,7 @@ fn ns_command(ns: &str, program: impl AsRef<OsStr>) -> Command {
 /// returns an error of kind `TimedOut` whose message contains what it printed.
 pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
     use std::io::Read;
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     // Drain the pipes on threads so a chatty child cannot block on a full pipe.
     let mut out_pipe = child.stdout.take();
     let mut err_pipe = child.stderr.take();

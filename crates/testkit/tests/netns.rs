@@ -181,7 +181,10 @@ async fn reject_refuses_the_pod_at_once_and_spares_the_node() {
         let started = std::time::Instant::now();
         let pod = put_from(&node, Netns::Pod, addr).await;
         assert!(
-            matches!(pod, Exchange::ConnectError(std::io::ErrorKind::ConnectionRefused, _)),
+            matches!(
+                pod,
+                Exchange::ConnectError(std::io::ErrorKind::ConnectionRefused, _)
+            ),
             "pod → {addr}: {pod:?}"
         );
         assert!(started.elapsed() < SHORT, "refused at once");
@@ -191,7 +194,11 @@ async fn reject_refuses_the_pod_at_once_and_spares_the_node() {
             "node → {addr} is not blocked: {host:?}"
         );
     }
-    assert_eq!(node.imds().stats().token_puts, 2, "only the node's PUTs arrived");
+    assert_eq!(
+        node.imds().stats().token_puts,
+        2,
+        "only the node's PUTs arrived"
+    );
 }
 
 #[tokio::test]
@@ -205,7 +212,10 @@ async fn drop_times_out_the_pods_connect() {
     };
     for addr in [imds4(), imds6()] {
         let pod = put_from(&node, Netns::Pod, addr).await;
-        assert!(matches!(pod, Exchange::ConnectTimeout), "pod → {addr}: {pod:?}");
+        assert!(
+            matches!(pod, Exchange::ConnectTimeout),
+            "pod → {addr}: {pod:?}"
+        );
         let host = put_from(&node, Netns::Node, addr).await;
         assert!(matches!(host, Exchange::Answer(200, _)), "{host:?}");
     }
@@ -222,7 +232,10 @@ async fn prohibit_is_an_icmp_unreachable() {
     };
     let pod = put_from(&node, Netns::Pod, imds4()).await;
     // EHOSTUNREACH (113): "No route to host".
-    assert!(matches!(pod, Exchange::ConnectError(_, Some(113))), "{pod:?}");
+    assert!(
+        matches!(pod, Exchange::ConnectError(_, Some(113))),
+        "{pod:?}"
+    );
     let pod6 = put_from(&node, Netns::Pod, imds6()).await;
     assert!(matches!(pod6, Exchange::ConnectError(..)), "{pod6:?}");
     assert!(!node.imds().was_contacted());
@@ -242,7 +255,10 @@ async fn imds_modes_reach_the_pod() {
     let r = node
         .run_in(Netns::Pod, exchange(imds4(), get.into(), SHORT, SHORT))
         .await;
-    assert!(matches!(&r, Exchange::Answer(200, b) if b == "node-role"), "{r:?}");
+    assert!(
+        matches!(&r, Exchange::Answer(200, b) if b == "node-role"),
+        "{r:?}"
+    );
     drop(node);
 
     let Some(node) = EksNode::builder()
@@ -279,7 +295,10 @@ async fn agent_answers_the_pod_at_its_real_addresses_with_the_host_check() {
         (SocketAddr::from((AGENT_V6, 80)), "[fd00:ec2::23]"),
     ] {
         let ok = node
-            .run_in(Netns::Pod, exchange(addr, agent_get(host, &jwt), SHORT, SHORT))
+            .run_in(
+                Netns::Pod,
+                exchange(addr, agent_get(host, &jwt), SHORT, SHORT),
+            )
             .await;
         assert!(
             matches!(&ok, Exchange::Answer(200, b) if b.contains("\"AccessKeyId\"")),
@@ -347,7 +366,10 @@ fn processes_run_in_the_pod_and_teardown_leaves_nothing() {
         .run_in_node(&["ip", "-o", "addr", "show", "dev", "lo"], SHORT * 5)
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("169.254.170.23/32") && text.contains("fd00:ec2::23/128"), "{text}");
+    assert!(
+        text.contains("169.254.170.23/32") && text.contains("fd00:ec2::23/128"),
+        "{text}"
+    );
     // The production env, for the pod.
     let env: std::collections::HashMap<_, _> = node.pod_env().into_iter().collect();
     assert_eq!(
