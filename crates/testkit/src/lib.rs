@@ -11,7 +11,7 @@
 //!   blog's Terraform, with IAM enforcement on.
 //! - [`netns::EksNode`] (Linux, root): an emulated EKS node of network namespaces
 //!   (`pod`, `node`, `imds`) with the production addresses (169.254.170.23,
-//!   [fd00:ec2::23], 169.254.169.254, [fd00:ec2::254]), a real IMDS hop limit and
+//!   `[fd00:ec2::23]`, 169.254.169.254, `[fd00:ec2::254]`), a real IMDS hop limit and
 //!   REJECT/DROP blocks, running the fakes (and moto) inside it.
 //!
 //! Binary `pod-identity-local-agent` runs a fake agent (optionally on moto) from the

@@ -411,7 +411,7 @@ impl EksNode {
         self.block
     }
 
-    /// The fake agent (in `node`, on 169.254.170.23:80 and [fd00:ec2::23]:80, with
+    /// The fake agent (in `node`, on 169.254.170.23:80 and `[fd00:ec2::23]:80`, with
     /// the real agent's `Host` check): stats, request log, fault injection.
     pub fn agent(&self) -> &FakeAgent {
         self.agent
@@ -419,7 +419,7 @@ impl EksNode {
             .expect("agent runs while the node lives")
     }
 
-    /// The fake IMDS (in `imds`, on 169.254.169.254:80 and [fd00:ec2::254]:80):
+    /// The fake IMDS (in `imds`, on 169.254.169.254:80 and `[fd00:ec2::254]:80`):
     /// stats, request log, mode changes.
     pub fn imds(&self) -> &FakeImds {
         self.imds.as_ref().expect("IMDS runs while the node lives")
