@@ -45,6 +45,13 @@ fn args(extra: &[&str], imds: &str) -> Vec<String> {
     v
 }
 
+/// `SHOW_OUTPUT=1 cargo test ... -- --nocapture` prints the human output (README samples).
+fn show(text: &str) {
+    if std::env::var_os("SHOW_OUTPUT").is_some() {
+        eprintln!("{text}");
+    }
+}
+
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -99,6 +106,7 @@ async fn leaking_pod_exits_1_with_grouped_findings_and_probe_lines() {
         String::from_utf8_lossy(&o.stderr)
     );
     let text = out(&o);
+    show(&text);
     assert!(
         text.starts_with("pod-identity-doctor check: 8 probes scanned, "),
         "{text}"
@@ -126,6 +134,7 @@ async fn protected_pod_exits_0() {
     let o = doctor(args(&[], &imds.endpoint()), &[]).await;
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     let text = out(&o);
+    show(&text);
     assert!(
         text.contains("  imds-ipv4           PROTECTED     token_put_unanswered,imdsv1_closed"),
         "{text}"

@@ -72,7 +72,8 @@ async fn a_good_token_gets_credentials_and_is_never_printed() {
     let a = probe(&report, "pod-identity-agent");
     assert_eq!(a.status, ProbeStatus::Ok);
     assert!(a.detail.contains("AccessKeyId ASIA…"), "{}", a.detail);
-    assert_eq!(agent.stats().status(200), 1);
+    // The agent probe and the chain (identity probe) each fetch once.
+    assert_eq!(agent.stats().status(200), 2);
     let out = json::render(&report, Severity::High);
     assert!(!out.contains(&jwt), "the token must never be printed");
     assert_eq!(report.verdict(Severity::High), Verdict::Protected);

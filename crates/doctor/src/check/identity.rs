@@ -55,7 +55,10 @@ pub(crate) async fn probe(
     let chain = match builder.build() {
         Ok(c) => c,
         Err(e) => {
-            obs.chain_error = Some(e.to_string());
+            // The chain's own fix text duplicates the EPI-PI findings' fixes.
+            let text = e.to_string();
+            let short = text.split(" Fix: ").next().unwrap_or(&text);
+            obs.chain_error = Some(short.trim_end_matches('.').to_owned());
             return obs;
         }
     };

@@ -50,14 +50,42 @@
 //! | `summary.total` | integer | number of findings |
 //! | `summary.at_or_above_fail_on` | integer | findings that fail the run |
 //! | `summary.by_severity` | object | count per severity (all five keys present) |
-//! | `scanned` | array of string | files linted (or probes run) |
+//! | `scanned` | array of string | files linted (or probe names run) |
 //! | `findings[]` | object | sorted by location, then rule id |
 //! | `findings[].rule_id` | string | stable id, see [`crate::rules`] |
 //! | `findings[].severity` | `"info"` \| `"low"` \| `"medium"` \| `"high"` \| `"critical"` | |
 //! | `findings[].category` | `"node_role_exposure"` \| `"misconfiguration"` \| `"hardening"` | |
 //! | `findings[].title`, `.evidence`, `.fix` | string | evidence never holds a secret value |
 //! | `findings[].location` | object | `{"kind":"file","path","line"}` or `{"kind":"probe","probe","target"?}` |
+//! | `probes[]` | object | `check` only (absent for `lint`): one entry per probe, in a fixed order, protected outcomes included |
+//! | `probes[].probe` | string | `imds-ipv4`, `imds-ipv6`, `pod-identity-env`, `pod-identity-token`, `pod-identity-agent`, `env-shadowing`, `identity`, `host-network` |
+//! | `probes[].target` | string | what the probe talked to (optional) |
+//! | `probes[].status` | `"protected"` \| `"leak"` \| `"ok"` \| `"misconfigured"` \| `"unknown"` \| `"skipped"` | see [`ProbeStatus`](crate::report::ProbeStatus) |
+//! | `probes[].outcomes` | array of string | stable outcome names in the order observed (below) |
+//! | `probes[].detail` | string | one human-readable line, never a secret |
 //! | `error.message` | string | only when `exit_code` is 2 |
+//!
+//! `probes[].outcomes` names (schema version 1; new names may be added):
+//!
+//! | probe | outcomes |
+//! |---|---|
+//! | `imds-ipv4`, `imds-ipv6` | `connect_refused`, `connect_unreachable`, `connect_timeout`, `token_put_unanswered`, `disabled`, `token_obtained`, `role_readable`, `credentials_readable`, `no_instance_profile`, `imdsv1_open`, `imdsv1_closed`, `unexpected`, `skipped`, `timeout` |
+//! | `pod-identity-env` | `configured`, `not_configured`, `endpoint_invalid` |
+//! | `pod-identity-token` | `token_valid`, `token_not_set`, `token_unreadable`, `token_malformed`, `token_wrong_audience`, `token_expired`, `skipped` |
+//! | `pod-identity-agent` | `agent_ok`, `agent_error`, `agent_unreachable`, `agent_no_answer`, `skipped` |
+//! | `env-shadowing` | `none`, `static_keys`, `profile_set`, `shared_file_credentials`, `irsa_vars` |
+//! | `identity` | `node_role`, `own_role`, `unverified`, `unresolved` |
+//! | `host-network` | `host_network`, `pod_network`, `unknown` |
+//!
+//! A `check` document adds `probes` after `findings`; for example:
+//!
+//! ```json
+//! "probes": [
+//!   { "probe": "imds-ipv4", "target": "http://169.254.169.254", "status": "protected",
+//!     "outcomes": ["token_put_unanswered", "imdsv1_closed"],
+//!     "detail": "connected, token PUT unanswered (hop limit 1)" }
+//! ]
+//! ```
 
 use serde::Serialize;
 use serde_json::Value;
