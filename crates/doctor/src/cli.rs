@@ -86,8 +86,10 @@ struct CheckArgs {
     /// Bound on each probe (how long an unanswered IMDS token PUT is waited for).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     probe_timeout: Duration,
-    /// TCP connect timeout: past it, the SYN counts as dropped.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    /// TCP connect timeout: past it, the SYN counts as dropped. Above 1 s on
+    /// purpose: Linux reports an ICMP "prohibited" answer to an IPv6 connect
+    /// only after its first SYN retransmission (~1 s).
+    #[arg(long, value_name = "DURATION", default_value = "1500ms", value_parser = parse_duration)]
     connect_timeout: Duration,
     /// IPv4 IMDS endpoint [default: $AWS_EC2_METADATA_SERVICE_ENDPOINT or http://169.254.169.254].
     #[arg(long, value_name = "URL")]

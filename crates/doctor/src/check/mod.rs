@@ -71,7 +71,7 @@ pub struct CheckOptions {
     pub timeout: Duration,
     /// Bound on each probe (default 2 s); also how long an unanswered token PUT is waited for.
     pub probe_timeout: Duration,
-    /// TCP connect timeout (default 1 s): past it, the SYN counts as dropped.
+    /// TCP connect timeout (default 1.5 s): past it, the SYN counts as dropped.
     pub connect_timeout: Duration,
     /// IPv4 IMDS endpoint (default: `AWS_EC2_METADATA_SERVICE_ENDPOINT` when it is
     /// not an IPv6 literal, else `http://169.254.169.254`).
@@ -97,7 +97,8 @@ impl Default for CheckOptions {
             env: Arc::new(ProcessEnv),
             timeout: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(1),
+            // > 1 s: an IPv6 ICMP prohibit surfaces only after the first SYN retransmit.
+            connect_timeout: Duration::from_millis(1500),
             imds_endpoint: None,
             imds_ipv6_endpoint: None,
             ipv6: true,
