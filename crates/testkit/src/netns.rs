@@ -307,6 +307,7 @@ impl EksNodeBuilder {
             node.threads.push((ns, t));
         }
         node.start_servers(&self)?;
+        node.warm_neighbours();
         node.write_token(&token::mint(DEFAULT_NAMESPACE, DEFAULT_SERVICE_ACCOUNT))?;
         Ok(node)
     }
@@ -711,6 +712,57 @@ impl EksNode {
         self.block_rules()?;
         self.wait_ipv6_ready(&all);
         Ok(())
+    }
+
+    /// Resolves the neighbours on both veth links, both directions, before a
+    /// test runs. On a fresh link the first forwarded IPv6 SYN is lost while
+    /// neighbour discovery completes, and the 1 s SYN retransmission that
+    /// follows would read as a DROP rule to a probe; a real node's neighbour
+    /// caches are warm. One UDP datagram (to the discard port) per direction
+    /// starts the resolution; we then wait, bounded, until it is done.
+    fn warm_neighbours(&self) {
+        let pairs: [(Netns, &'static str); 8] = [
+            (Netns::Pod, "fd00:10::1"),
+            (Netns::Node, "fd00:10::2"),
+            (Netns::Node, "fd00:20::2"),
+            (Netns::Imds, "fd00:20::1"),
+            (Netns::Pod, "169.254.10.1"),
+            (Netns::Node, "169.254.10.2"),
+            (Netns::Node, "169.254.20.2"),
+            (Netns::Imds, "169.254.20.1"),
+        ];
+        for (ns, addr) in pairs {
+            self.block_in(ns, async move {
+                let ip: std::net::IpAddr = addr.parse().expect("a literal address");
+                let bind: std::net::SocketAddr = if ip.is_ipv6() {
+                    "[::]:0".parse().expect("literal")
+                } else {
+                    "0.0.0.0:0".parse().expect("literal")
+                };
+                if let Ok(sock) = tokio::net::UdpSocket::bind(bind).await {
+                    let _ = sock.send_to(b"warm", (ip, 9)).await;
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for (ns, addr) in pairs {
+            while Instant::now() < deadline {
+                let out = Command::new(ip_program())
+                    .args(["-n", self.name(ns), "neigh", "show", addr])
+                    .stdin(Stdio::null())
+                    .output();
+                match out {
+                    Ok(o) if o.status.success() => {
+                        let text = String::from_utf8_lossy(&o.stdout);
+                        if text.contains("lladdr") {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    _ => break,
+                }
+            }
+        }
     }
 
     /// Waits (bounded) until no IPv6 address is tentative in any namespace.
