@@ -101,6 +101,7 @@ impl AgentSource {
             .client
             .get(self.endpoint.uri().clone())
             .header(ACCEPT, "application/json");
+        let mut sent_token = None;
         if let Some(source) = &self.token {
             let secret = token::load(source, &*self.ctx.fs)?;
             let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
@@ -113,6 +114,7 @@ impl AgentSource {
             })?;
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
+            sent_token = Some(secret);
         }
         let exchange = async {
             let response = request.send().await.map_err(|e| self.transport_error(e))?;
@@ -145,7 +147,7 @@ impl AgentSource {
             Err(AgentError::Status {
                 uri: self.uri(),
                 status,
-                message: error_message(&body),
+                message: error_message(&body, sent_token.as_ref().map(|t| t.expose())),
             })
         }
     }
@@ -203,9 +205,15 @@ impl AgentSource {
     }
 }
 
-/// The agent's text/plain error, trimmed and bounded for logs.
-fn error_message(body: &[u8]) -> String {
+/// The agent's text/plain error, trimmed and bounded for logs. A peer that
+/// echoes the token back (a misrouted request, a hostile or debugging
+/// server) must not get it into our errors and logs: it is redacted.
+fn error_message(body: &[u8], token: Option<&str>) -> String {
     let text = String::from_utf8_lossy(body);
+    let text = match token {
+        Some(t) if !t.is_empty() => text.replace(t, "** redacted **"),
+        _ => text.into_owned(),
+    };
     let text = text.trim();
     let mut out: String = text.chars().filter(|c| !c.is_control()).take(512).collect();
     if text.chars().count() > 512 {

@@ -69,8 +69,18 @@ impl Env for ProcessEnv {
 /// let env = MapEnv::from_iter([("A", "1")]);
 /// assert_eq!(env.get("A").as_deref(), Some("1"));
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct MapEnv(HashMap<String, String>);
+
+/// Shows variable names only: values may be secrets
+/// (`AWS_CONTAINER_AUTHORIZATION_TOKEN`, static keys...).
+impl fmt::Debug for MapEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut keys: Vec<&String> = self.0.keys().collect();
+        keys.sort();
+        f.debug_tuple("MapEnv").field(&keys).finish()
+    }
+}
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for MapEnv {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {

@@ -348,5 +348,7 @@ async fn thirty_simulated_days() {
         status.served_stale_after_failure,
         wall.elapsed().as_secs_f64()
     );
-    let _ = outages.iter().map(|o| o.what).count();
+    assert!(outages.iter().any(|o| o.what == "30-minute outage"
+        && o.to.duration_since(o.from).unwrap() == Duration::from_secs(1800)));
+    assert!(outages.iter().any(|o| o.what.starts_with("agent restart")));
 }

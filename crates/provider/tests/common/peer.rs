@@ -203,7 +203,8 @@ impl Peer {
 
     /// Stops listening: new connections are refused (RST).
     pub async fn refuse(&self) {
-        if let Some(h) = self.accept.lock().unwrap().take() {
+        let accept = self.accept.lock().unwrap().take();
+        if let Some(h) = accept {
             h.abort();
             let _ = h.await;
         }
