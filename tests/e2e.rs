@@ -41,7 +41,10 @@ impl Pod {
         std::fs::write(&token_path, format!("{token}\n")).unwrap();
         let mut pod = Self::bare(moto);
         pod.dir = dir;
-        pod.env.push(("AWS_CONTAINER_CREDENTIALS_FULL_URI".into(), agent_uri.into()));
+        pod.env.push((
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI".into(),
+            agent_uri.into(),
+        ));
         pod.env.push((
             "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE".into(),
             token_path.display().to_string(),
@@ -128,16 +131,25 @@ async fn pod_role_reads_its_bucket_and_is_denied_elsewhere() {
 
     let ls = pod.run(&["ls", &format!("s3://{APP_BUCKET}")]).await;
     assert!(ls.status.success());
-    assert!(stdout(&ls).contains("s3://my-app-bucket/hello.txt"), "{}", stdout(&ls));
+    assert!(
+        stdout(&ls).contains("s3://my-app-bucket/hello.txt"),
+        "{}",
+        stdout(&ls)
+    );
 
-    let get = pod.run(&["get", &format!("s3://{APP_BUCKET}/hello.txt")]).await;
+    let get = pod
+        .run(&["get", &format!("s3://{APP_BUCKET}/hello.txt")])
+        .await;
     assert!(get.status.success());
     assert!(!get.stdout.is_empty());
 
     let denied = pod.run(&["ls", &format!("s3://{OTHER_BUCKET}")]).await;
     assert_eq!(denied.status.code(), Some(1));
     let err = stderr(&denied);
-    assert!(err.contains("AccessDenied") && err.contains("credentials: pod-identity"), "{err}");
+    assert!(
+        err.contains("AccessDenied") && err.contains("credentials: pod-identity"),
+        "{err}"
+    );
 
     // Whatever was logged, no secret and no token appears.
     for out in [&who, &ls, &denied] {
@@ -178,7 +190,10 @@ async fn rotation_over_three_lifetimes_has_no_failed_request() {
     // 62 s of 20 s credentials refreshed 5–10 s before expiry: one fetch per
     // ~10–15 s, never one per request.
     assert!((4..=8).contains(&fetches), "{fetches} fetches: {summary}");
-    assert_eq!(summary["callers_waited"], 1, "only the cold start waited: {summary}");
+    assert_eq!(
+        summary["callers_waited"], 1,
+        "only the cold start waited: {summary}"
+    );
     assert_eq!(agent.stats().total, fetches, "one agent request per fetch");
 }
 
@@ -195,7 +210,10 @@ async fn agent_down_is_a_clear_error_naming_the_agent() {
     let out = pod.run(&["ls", &format!("s3://{APP_BUCKET}")]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains(&uri) && err.contains("could not connect to the Pod Identity Agent"), "{err}");
+    assert!(
+        err.contains(&uri) && err.contains("could not connect to the Pod Identity Agent"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,16 +227,36 @@ async fn without_pod_identity_in_kubernetes_imds_is_denied_then_leaks_when_allow
     let denied = pod.run(&["ls", &format!("s3://{APP_BUCKET}")]).await;
     assert_eq!(denied.status.code(), Some(2));
     let err = stderr(&denied);
-    assert!(err.contains("fallback policy is Deny") && err.contains("node's IAM role"), "{err}");
+    assert!(
+        err.contains("fallback policy is Deny") && err.contains("node's IAM role"),
+        "{err}"
+    );
     assert!(!imds.was_contacted(), "Deny must not even touch IMDS");
 
     let leaked = pod
-        .run(&["--fallback", "allow", "--whoami", "ls", &format!("s3://{APP_BUCKET}")])
+        .run(&[
+            "--fallback",
+            "allow",
+            "--whoami",
+            "ls",
+            &format!("s3://{APP_BUCKET}"),
+        ])
         .await;
-    assert!(stdout(&leaked).contains(":assumed-role/node-role/"), "{}", stdout(&leaked));
-    assert_eq!(leaked.status.code(), Some(1), "the node role may not read the app bucket");
+    assert!(
+        stdout(&leaked).contains(":assumed-role/node-role/"),
+        "{}",
+        stdout(&leaked)
+    );
+    assert_eq!(
+        leaked.status.code(),
+        Some(1),
+        "the node role may not read the app bucket"
+    );
     let err = stderr(&leaked);
-    assert!(err.contains("AccessDenied") && err.contains("credentials: imds:node-role"), "{err}");
+    assert!(
+        err.contains("AccessDenied") && err.contains("credentials: imds:node-role"),
+        "{err}"
+    );
     assert!(imds.was_contacted());
 }
 
@@ -235,7 +273,10 @@ async fn tampered_tokens_surface_the_agents_400() {
         let out = pod.run(&["ls", &format!("s3://{APP_BUCKET}")]).await;
         assert_eq!(out.status.code(), Some(1));
         let err = stderr(&out);
-        assert!(err.contains("answered 400") && err.contains(needle), "{err}");
+        assert!(
+            err.contains("answered 400") && err.contains(needle),
+            "{err}"
+        );
         assert!(!err.contains(&token), "the token must never be printed");
     }
 }
