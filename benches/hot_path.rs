@@ -39,8 +39,15 @@ use eks_pod_identity::{PodIdentityProvider, RefreshError, RefreshPolicy};
 use eks_pod_identity_testkit::FakeAgent;
 
 const WORKERS: usize = 2;
-/// Calls per criterion iteration (amortizes the per-sample spawn/join cost).
-const K: u64 = 1000;
+/// Calls per criterion iteration (amortizes the per-sample spawn/join cost;
+/// criterion's `--quick` mode starts at 1 iteration, so it needs a larger K).
+fn k() -> u64 {
+    if common::quick() {
+        20_000
+    } else {
+        1_000
+    }
+}
 const TASKS: [usize; 3] = [1, 2, 8];
 
 #[derive(Debug)]
@@ -70,7 +77,7 @@ where
         let barrier = Arc::new(tokio::sync::Barrier::new(tasks + 1));
         let handles: Vec<_> = (0..tasks)
             .map(|_| {
-                let fut = task(iters * K);
+                let fut = task(iters * k());
                 let barrier = barrier.clone();
                 tokio::spawn(async move {
                     barrier.wait().await;
@@ -84,7 +91,7 @@ where
             h.await.unwrap();
         }
         let wall = start.elapsed();
-        wall.mul_f64(tasks.min(WORKERS) as f64 / tasks as f64 / K as f64)
+        wall.mul_f64(tasks.min(WORKERS) as f64 / tasks as f64 / k() as f64)
     })
 }
 
