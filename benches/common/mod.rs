@@ -345,6 +345,8 @@ pub fn ratio(ours: f64, aws: f64) -> String {
         } else {
             "inf".into()
         }
+    } else if aws / ours < 0.1 {
+        format!("{:.4}", aws / ours)
     } else {
         format!("{:.2}", aws / ours)
     }
