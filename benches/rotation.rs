@@ -14,7 +14,7 @@
 //! 1 request loop each, then with 16. Every loop sends back-to-back requests.
 //!
 //! Full run: 40 s credentials, ≥ 3 rotations per side (110 s per phase).
-//! `--quick`: 16 s credentials (the agent's floor is > 15 s), 26 s per phase (≥ 2
+//! `--quick`: 16 s credentials (the agent's floor is > 15 s), 24 s per phase (≥ 2
 //! rotations per side; usually 3 for aws-config, 2–3 for ours).
 //!
 //! One untimed request per side first (the cold fetch is not a rotation).
@@ -133,8 +133,12 @@ fn main() {
 
             // Cold start is not a rotation: one untimed request per side first
             // (both sides wait for the agent once here).
-            common::get_object(&ours_client, "ours").await.expect("ours: first request");
-            common::get_object(&aws_client, "aws").await.expect("aws-config: first request");
+            common::get_object(&ours_client, "ours")
+                .await
+                .expect("ours: first request");
+            common::get_object(&aws_client, "aws")
+                .await
+                .expect("aws-config: first request");
             let until = Instant::now() + run_for;
             let (o, a) = tokio::join!(
                 drive(ours_client, "ours", loops, until),

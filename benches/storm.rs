@@ -287,6 +287,16 @@ fn main() {
         format!("{:.2}", with.peak as f64 / with.mean_active),
         format!("{:.2}", without.peak as f64 / without.mean_active),
     );
+    let w1 = |o: &Outcome| {
+        o.waves
+            .first()
+            .map_or(0.0, |w| w.3 as f64 / (w.2 as f64 / (w.1 - w.0 + 1) as f64))
+    };
+    line(
+        "wave1_peak_over_mean",
+        format!("{:.2}", w1(&with)),
+        format!("{:.2}", w1(&without)),
+    );
     line(
         "http_429",
         with.throttled.to_string(),
