@@ -10,8 +10,8 @@
 //!
 //! Sides, each against its own identically configured FakeAgent (so requests
 //! are counted per side), all running concurrently:
-//! * `ours`: `PodIdentityProvider` with `IdentityCache::no_cache()` — our cache is
-//!   the only cache (the recommended wiring when failures matter);
+//! * `ours`: `PodIdentityProvider` with its own cache as the SDK's identity cache
+//!   (`.identity_cache(provider.identity_cache())`, the recommended wiring);
 //! * `ours+lazy`: `PodIdentityProvider` behind the SDK's default lazy cache
 //!   (printed for reference, not part of the RESULT ratio);
 //! * `aws-config`: its default chain (container provider via
@@ -120,8 +120,10 @@ fn main() {
                 common::capture_identity_path(
                     &common::s3_with_provider(
                         endpoint,
-                        ours,
-                        Some(aws_config::identity::IdentityCache::no_cache()),
+                        ours.clone(),
+                        Some(aws_sdk_s3::config::SharedIdentityCache::new(
+                            ours.identity_cache(),
+                        )),
                     )
                     .await,
                 )

@@ -7,6 +7,8 @@
 //! * `ours_sdk_nocache` — our provider behind `IdentityCache::no_cache()`, resolved
 //!   through `ResolveCachedIdentity` exactly as the SDK does per request
 //!   (our cache is then the only cache);
+//! * `ours_sdk_ours`  — our provider with *our* cache as the SDK's identity cache
+//!   (`.identity_cache(provider.identity_cache())`, the recommended wiring);
 //! * `ours_sdk_lazy`  — our provider behind the SDK's default lazy cache;
 //! * `aws_sdk_lazy`   — aws-config's `IdentityCache::lazy()` resolving a provider with
 //!   the same long-lived credentials (the SDK default), via `ResolveCachedIdentity`.
@@ -117,6 +119,7 @@ struct Setup {
     provider: PodIdentityProvider,
     cache: RefreshingCache<StaticSource>,
     ours_nocache: Arc<common::SdkIdentityPath>,
+    ours_ours: Arc<common::SdkIdentityPath>,
     ours_lazy: Arc<common::SdkIdentityPath>,
     aws_lazy: Arc<common::SdkIdentityPath>,
 }
@@ -156,17 +159,28 @@ fn setup(rt: &tokio::runtime::Runtime) -> Setup {
             Some(aws_config::identity::IdentityCache::no_cache()),
         )
         .await;
+        let ours_cache = common::s3_with_provider(
+            endpoint,
+            provider.clone(),
+            Some(aws_sdk_s3::config::SharedIdentityCache::new(
+                provider.identity_cache(),
+            )),
+        )
+        .await;
         let lazy = common::s3_with_provider(endpoint, provider.clone(), None).await;
         // aws-config: the same long-lived credentials, as a plain provider behind
         // the SDK's default lazy identity cache.
         let aws = common::s3_with_provider(endpoint, creds.clone(), None).await;
         let ours_nocache = Arc::new(common::capture_identity_path(&nocache).await);
+        let ours_ours = Arc::new(common::capture_identity_path(&ours_cache).await);
         let ours_lazy = Arc::new(common::capture_identity_path(&lazy).await);
         let aws_lazy = Arc::new(common::capture_identity_path(&aws).await);
         // Prime the lazy caches.
         ours_lazy.resolve().await;
         aws_lazy.resolve().await;
         ours_nocache.resolve().await;
+        // The first resolution teaches our identity cache its partition.
+        ours_ours.resolve().await;
 
         Setup {
             _agent: agent,
@@ -175,16 +189,18 @@ fn setup(rt: &tokio::runtime::Runtime) -> Setup {
             provider,
             cache,
             ours_nocache,
+            ours_ours,
             ours_lazy,
             aws_lazy,
         }
     })
 }
 
-const VARIANTS: [&str; 6] = [
+const VARIANTS: [&str; 7] = [
     "floor",
     "ours_provider",
     "ours_cache",
+    "ours_sdk_ours",
     "ours_sdk_nocache",
     "ours_sdk_lazy",
     "aws_sdk_lazy",
@@ -206,6 +222,7 @@ fn benches(c: &mut Criterion, rt: &tokio::runtime::Runtime, s: &Setup) {
             b.iter_custom(|iters| run(rt, n, iters, &cache))
         });
         for (name, path) in [
+            ("ours_sdk_ours", &s.ours_ours),
             ("ours_sdk_nocache", &s.ours_nocache),
             ("ours_sdk_lazy", &s.ours_lazy),
             ("aws_sdk_lazy", &s.aws_lazy),
@@ -274,14 +291,24 @@ fn main() {
         println!("  {v:<18} {}", cells.join(" / "));
     }
     for t in TASKS {
-        let (Some(ours), Some(ours_cache), Some(nocache), Some(ours_lazy), Some(aws), Some(floor)) = (
+        let (
+            Some(ours),
+            Some(ours_cache),
+            Some(ours_sdk),
+            Some(nocache),
+            Some(ours_lazy),
+            Some(aws),
+            Some(floor),
+        ) = (
             m("ours_provider", t),
             m("ours_cache", t),
+            m("ours_sdk_ours", t),
             m("ours_sdk_nocache", t),
             m("ours_sdk_lazy", t),
             m("aws_sdk_lazy", t),
             m("floor", t),
-        ) else {
+        )
+        else {
             println!("RESULT hot_path tasks={t} missing (filtered out?)");
             continue;
         };
@@ -296,6 +323,13 @@ fn main() {
             "hot_path",
             &format!("cache_ns_tasks{t}"),
             ours_cache,
+            aws,
+            common::f1,
+        );
+        common::result(
+            "hot_path",
+            &format!("sdk_ours_ns_tasks{t}"),
+            ours_sdk,
             aws,
             common::f1,
         );

@@ -5,8 +5,9 @@
 //! short-lived credentials. Two identically configured agents, one per side, so
 //! agent requests are counted per side:
 //! * ours: `CredentialChain` (Pod Identity) plugged in with `credentials_provider`
-//!   (the SDK's default lazy identity cache stays in front of it, as a user gets
-//!   it), refresh policy with a mandatory window scaled to the short lifetime;
+//!   and its own cache as the SDK's identity cache (`.identity_cache(chain.identity_cache())`,
+//!   the recommended wiring), refresh policy with a mandatory window scaled to
+//!   the short lifetime;
 //! * aws-config: its default credential chain, finding the agent through
 //!   `AWS_CONTAINER_CREDENTIALS_FULL_URI` + `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`.
 //!
@@ -129,7 +130,14 @@ fn main() {
                 })
                 .build()
                 .expect("chain");
-            let ours_client = common::s3_with_provider(&s3.endpoint(), chain.clone(), None).await;
+            let ours_client = common::s3_with_provider(
+                &s3.endpoint(),
+                chain.clone(),
+                Some(aws_sdk_s3::config::SharedIdentityCache::new(
+                    chain.identity_cache(),
+                )),
+            )
+            .await;
 
             // Cold start is not a rotation: one untimed request per side first
             // (both sides wait for the agent once here).

@@ -16,6 +16,11 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "build the example binaries (the end-to-end tests run target/debug/examples/s3_reader)"
+# `cargo test --examples` builds examples as test harnesses only; the e2e
+# tests need the real binary.
+cargo build --workspace --examples
+
 step "cargo test (unit, integration, end-to-end; examples built)"
 # Every target but the benches: `--all-targets` would *run* the harness=false
 # benches (minutes of measurement). They are built below instead.

@@ -22,7 +22,7 @@ fn s3_reader() -> PathBuf {
     let bin = target.join("debug/examples/s3_reader");
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build --example s3_reader` (scripts/test.sh builds all targets first)",
+        "{} is missing: run `cargo build --example s3_reader` (scripts/test.sh builds the examples first)",
         bin.display()
     );
     bin

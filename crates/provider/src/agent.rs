@@ -13,6 +13,7 @@ use crate::source::{CredentialSource, Fetched};
 use crate::token;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The provider name stamped on credentials from the agent.
@@ -44,7 +45,7 @@ impl Default for Timeouts {
 pub struct AgentSource {
     endpoint: AgentEndpoint,
     token: Option<TokenSource>,
-    client: reqwest::Client,
+    client: Arc<reqwest::Client>,
     ctx: ProviderContext,
     retry: RetryPolicy,
     timeouts: Timeouts,
@@ -68,8 +69,9 @@ impl AgentSource {
         retry: RetryPolicy,
         timeouts: Timeouts,
     ) -> Result<Self, ConfigError> {
-        let client = http::build_client(ClientSettings {
+        let client = http::shared_client(ClientSettings {
             connect_timeout: timeouts.connect,
+            read_timeout: None,
             bypass_proxy: endpoint.is_local(),
             restrict_resolution: endpoint
                 .must_resolve_to_allowed()

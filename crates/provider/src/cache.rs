@@ -19,6 +19,7 @@ use crate::status::Status;
 use crate::time::{sleep_until, SharedClock, SharedRandom};
 use arc_swap::ArcSwapOption;
 use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::client::identity::Identity;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +30,10 @@ use tokio::sync::Notify;
 /// Cached credentials and the instants derived from them.
 struct Entry {
     credentials: Credentials,
+    /// The same credentials as the SDK's `Identity`, built once per refresh so
+    /// that [`crate::identity_cache::SdkIdentityCache`] hands out a clone
+    /// instead of converting (and allocating) on every request.
+    identity: Identity,
     expiration: SystemTime,
     /// `expiration − mandatory window`: from here on callers wait.
     wait_from: SystemTime,
@@ -140,12 +145,40 @@ impl<S: CredentialSource> RefreshingCache<S> {
         &self.inner.source
     }
 
+    /// Before the mandatory window? The cheap clock answers almost always; only
+    /// within its margin of the window is the precise clock read, so the
+    /// answer is exactly the precise one.
+    #[inline]
+    fn is_fresh(&self, entry: &Entry) -> bool {
+        let clock = &self.inner.clock;
+        clock.now_not_before() < entry.wait_from || clock.now() < entry.wait_from
+    }
+
     /// Valid credentials that need no refresh, without waiting: the hot path.
     #[inline]
     pub fn cached(&self) -> Option<Credentials> {
         let guard = self.inner.slot.load();
         let entry = guard.as_ref()?;
-        (self.inner.clock.now() < entry.wait_from).then(|| entry.credentials.clone())
+        self.is_fresh(entry).then(|| entry.credentials.clone())
+    }
+
+    /// The hot path of [`SdkIdentityCache`](crate::identity_cache::SdkIdentityCache):
+    /// the pre-built `Identity` of valid credentials that need no refresh.
+    #[inline]
+    pub(crate) fn cached_identity(&self) -> Option<Identity> {
+        let guard = self.inner.slot.load();
+        let entry = guard.as_ref()?;
+        self.is_fresh(entry).then(|| entry.identity.clone())
+    }
+
+    /// The cached credentials, fresh or not (no expiry check): what a caller
+    /// resolving through this cache has just been given.
+    pub(crate) fn current(&self) -> Option<Credentials> {
+        self.inner
+            .slot
+            .load()
+            .as_ref()
+            .map(|e| e.credentials.clone())
     }
 
     /// Credentials, fetching only when there are none or they are inside the
@@ -334,6 +367,7 @@ impl<S: CredentialSource> RefreshingCache<S> {
         }
         let mandatory = self.inner.policy.mandatory_window_for(remaining);
         Ok(Arc::new(Entry {
+            identity: Identity::from(fetched.credentials.clone()),
             credentials: fetched.credentials,
             expiration: fetched.expiration,
             wait_from: fetched.expiration - mandatory,
@@ -370,6 +404,12 @@ impl<S: CredentialSource> RefreshingCache<S> {
                     .map_err(crate::provider::to_credentials_error)
             }),
         }
+    }
+
+    /// This cache as the SDK's identity cache (see
+    /// [`SdkIdentityCache`](crate::SdkIdentityCache)).
+    pub fn identity_cache(&self) -> crate::SdkIdentityCache {
+        crate::SdkIdentityCache::new(self.clone())
     }
 
     /// A handle telling whether the background task is running.
@@ -446,5 +486,20 @@ async fn refresher<S: CredentialSource>(weak: Weak<Inner<S>>, wake: Arc<Notify>,
                 let _ = flight.await;
             }
         }
+    }
+}
+
+/// A cache over any source is a credentials provider, so custom sources get
+/// the same refresh behaviour when plugged into an SDK.
+impl<S: CredentialSource> aws_credential_types::provider::ProvideCredentials
+    for RefreshingCache<S>
+{
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.provide()
     }
 }

@@ -165,6 +165,14 @@ impl CredentialChain {
     pub fn task_watch(&self) -> TaskWatch {
         self.cache.task_watch()
     }
+
+    /// This chain's cache as the SDK's identity cache: give it to the same
+    /// SDK config as the chain (`.identity_cache(chain.identity_cache())`)
+    /// so that requests skip the SDK's lazy cache and read ours directly.
+    /// See [`SdkIdentityCache`](crate::SdkIdentityCache) for why.
+    pub fn identity_cache(&self) -> crate::SdkIdentityCache {
+        self.cache.identity_cache()
+    }
 }
 
 impl ProvideCredentials for CredentialChain {

@@ -27,7 +27,7 @@ impl Default for ProviderContext {
             fs: Arc::new(RealFileSystem),
             clock: Arc::new(SystemClock),
             rng: Arc::new(FastRandom::new()),
-            resolver: Arc::new(SystemResolver),
+            resolver: SystemResolver::shared(),
         }
     }
 }

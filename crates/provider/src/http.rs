@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// Response bodies larger than this are refused.
@@ -28,6 +28,15 @@ pub trait HostResolver: Send + Sync + fmt::Debug + 'static {
 /// The system resolver (the default).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemResolver;
+
+impl SystemResolver {
+    /// The process-wide instance every default [`ProviderContext`](crate::ProviderContext)
+    /// shares, so that their providers can share one HTTP client.
+    pub(crate) fn shared() -> Arc<dyn HostResolver> {
+        static SHARED: std::sync::OnceLock<Arc<dyn HostResolver>> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| Arc::new(SystemResolver)).clone()
+    }
+}
 
 impl HostResolver for SystemResolver {
     fn resolve(&self, host: String) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>> {
@@ -82,19 +91,60 @@ impl reqwest::dns::Resolve for AllowListResolver {
 #[derive(Debug, Clone)]
 pub(crate) struct ClientSettings {
     pub(crate) connect_timeout: Duration,
+    /// Per-read timeout (IMDS: a token PUT that connects and hangs must end fast).
+    pub(crate) read_timeout: Option<Duration>,
     pub(crate) bypass_proxy: bool,
     pub(crate) restrict_resolution: Option<Arc<dyn HostResolver>>,
 }
 
-pub(crate) fn build_client(settings: ClientSettings) -> Result<reqwest::Client, reqwest::Error> {
-    builder(settings).build()
+impl ClientSettings {
+    /// Two settings build interchangeable clients exactly when their keys are
+    /// equal. The resolver is compared by identity: the client keeps it alive,
+    /// so its address cannot be reused while the client is registered.
+    fn key(&self) -> (Duration, Option<Duration>, bool, Option<usize>) {
+        (
+            self.connect_timeout,
+            self.read_timeout,
+            self.bypass_proxy,
+            self.restrict_resolution
+                .as_ref()
+                .map(|r| Arc::as_ptr(r).cast::<()>() as usize),
+        )
+    }
 }
 
-pub(crate) fn build_client_with_read_timeout(
+type ClientKey = (Duration, Option<Duration>, bool, Option<usize>);
+
+/// Clients alive in this process, by settings. Held weakly: a client lives as
+/// long as some source uses it.
+static CLIENTS: Mutex<Vec<(ClientKey, Weak<reqwest::Client>)>> = Mutex::new(Vec::new());
+
+/// A client for `settings`, shared with every other source that uses the same
+/// settings.
+///
+/// Why shared: a `reqwest::Client` carries its own connection pool, TLS
+/// configuration and root certificate store, about 280 KiB. Built per
+/// provider, that dominated the provider's footprint (see BENCHMARKS.md,
+/// `memory`); processes that build one provider per tenant or per task paid it
+/// each time. Sharing also lets providers that talk to the same agent reuse
+/// one keep-alive connection. Requests carry their own token header, so
+/// nothing leaks between users of a client.
+pub(crate) fn shared_client(
     settings: ClientSettings,
-    read_timeout: Duration,
-) -> Result<reqwest::Client, reqwest::Error> {
-    builder(settings).read_timeout(read_timeout).build()
+) -> Result<Arc<reqwest::Client>, reqwest::Error> {
+    let key = settings.key();
+    let mut clients = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
+    clients.retain(|(_, weak)| weak.strong_count() > 0);
+    if let Some(client) = clients
+        .iter()
+        .filter(|(k, _)| *k == key)
+        .find_map(|(_, weak)| weak.upgrade())
+    {
+        return Ok(client);
+    }
+    let client = Arc::new(builder(settings).build()?);
+    clients.push((key, Arc::downgrade(&client)));
+    Ok(client)
 }
 
 fn builder(settings: ClientSettings) -> reqwest::ClientBuilder {
@@ -103,6 +153,9 @@ fn builder(settings: ClientSettings) -> reqwest::ClientBuilder {
         .connect_timeout(settings.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(30))
         .user_agent(concat!("eks-pod-identity/", env!("CARGO_PKG_VERSION")));
+    if let Some(read_timeout) = settings.read_timeout {
+        b = b.read_timeout(read_timeout);
+    }
     if settings.bypass_proxy {
         b = b.no_proxy();
     }
@@ -156,4 +209,54 @@ pub(crate) fn root_cause(err: &(dyn StdError + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(connect_ms: u64) -> ClientSettings {
+        ClientSettings {
+            connect_timeout: Duration::from_millis(connect_ms),
+            read_timeout: None,
+            bypass_proxy: true,
+            restrict_resolution: None,
+        }
+    }
+
+    #[test]
+    fn clients_are_shared_per_settings_and_released_with_their_users() {
+        // Unusual timeouts so that no other test shares these entries.
+        let a = shared_client(settings(1_234)).unwrap();
+        let b = shared_client(settings(1_234)).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "same settings: one client");
+        let c = shared_client(settings(1_235)).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c), "other settings: another client");
+
+        let resolver = SystemResolver::shared();
+        let restricted = |r: &Arc<dyn HostResolver>| ClientSettings {
+            restrict_resolution: Some(r.clone()),
+            ..settings(1_234)
+        };
+        let d = shared_client(restricted(&resolver)).unwrap();
+        assert!(!Arc::ptr_eq(&a, &d), "a resolver is part of the settings");
+        assert!(Arc::ptr_eq(
+            &d,
+            &shared_client(restricted(&resolver)).unwrap()
+        ));
+        let other: Arc<dyn HostResolver> = Arc::new(SystemResolver);
+        assert!(!Arc::ptr_eq(
+            &d,
+            &shared_client(restricted(&other)).unwrap()
+        ));
+
+        let weak = Arc::downgrade(&a);
+        drop((a, b));
+        assert!(
+            weak.upgrade().is_none(),
+            "the registry holds clients weakly"
+        );
+        let fresh = shared_client(settings(1_234)).unwrap();
+        assert_eq!(Arc::strong_count(&fresh), 1);
+    }
 }

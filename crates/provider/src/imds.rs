@@ -14,7 +14,7 @@ use crate::source::{CredentialSource, Fetched};
 use crate::time::uniform;
 use reqwest::Method;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use url::Url;
 
@@ -69,7 +69,7 @@ struct SessionToken {
 /// Fetches the instance profile's credentials from IMDSv2.
 pub struct ImdsSource {
     endpoint: Url,
-    client: reqwest::Client,
+    client: Arc<reqwest::Client>,
     ctx: ProviderContext,
     options: ImdsOptions,
     token: Mutex<Option<SessionToken>>,
@@ -105,14 +105,12 @@ impl ImdsSource {
     ) -> Result<Self, ConfigError> {
         // The shared hardening (no redirects, no proxy) plus a read timeout:
         // a token PUT that connects and then hangs must end quickly.
-        let client = http::build_client_with_read_timeout(
-            ClientSettings {
-                connect_timeout: options.connect_timeout,
-                bypass_proxy: true,
-                restrict_resolution: None,
-            },
-            options.read_timeout,
-        )
+        let client = http::shared_client(ClientSettings {
+            connect_timeout: options.connect_timeout,
+            read_timeout: Some(options.read_timeout),
+            bypass_proxy: true,
+            restrict_resolution: None,
+        })
         .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
         Ok(Self {
             endpoint,

@@ -20,6 +20,7 @@ pub mod context;
 pub mod document;
 mod error;
 mod http;
+pub mod identity_cache;
 pub mod imds;
 mod provider;
 pub mod retry;
@@ -37,6 +38,7 @@ pub use error::{
     RefreshError, TokenError, TokenOrigin,
 };
 pub use http::{HostResolver, SystemResolver, MAX_BODY_BYTES};
+pub use identity_cache::SdkIdentityCache;
 pub use provider::{BuildError, PodIdentityProvider, PodIdentityProviderBuilder};
 pub use retry::RetryPolicy;
 pub use schedule::RefreshPolicy;

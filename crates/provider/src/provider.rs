@@ -5,6 +5,7 @@ use crate::cache::{RefreshingCache, TaskWatch};
 use crate::config::{self, vars, AgentEndpoint, Secret, TokenSource};
 use crate::context::ProviderContext;
 use crate::error::{ConfigError, ErrorKind, RefreshError};
+use crate::identity_cache::SdkIdentityCache;
 use crate::retry::RetryPolicy;
 use crate::schedule::RefreshPolicy;
 use crate::status::Status;
@@ -92,6 +93,14 @@ impl PodIdentityProvider {
     /// The agent endpoint in use.
     pub fn endpoint(&self) -> &AgentEndpoint {
         self.cache.source().endpoint()
+    }
+
+    /// This provider's cache as the SDK's identity cache: give it to the same
+    /// SDK config as the provider (`.identity_cache(provider.identity_cache())`)
+    /// so that requests skip the SDK's lazy cache and read ours directly.
+    /// See [`SdkIdentityCache`] for why.
+    pub fn identity_cache(&self) -> SdkIdentityCache {
+        self.cache.identity_cache()
     }
 }
 
