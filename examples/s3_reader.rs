@@ -11,7 +11,6 @@
 //! Exit codes: 0 ok, 1 an S3/STS call failed (the error code and the
 //! credential source are printed), 2 no credentials could be configured.
 
-use aws_config::identity::IdentityCache;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -201,9 +200,9 @@ async fn main() -> ExitCode {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(args.region.clone()))
         .credentials_provider(chain.clone())
-        // Our chain caches and refreshes in the background; the SDK's own
-        // lazy cache in front of it would only add a second expiry policy.
-        .identity_cache(IdentityCache::no_cache());
+        // Requests read our chain's cache directly rather than through the
+        // SDK's lazy cache (a second expiry policy, serialised waiters).
+        .identity_cache(chain.identity_cache());
     if let Some(url) = &args.endpoint_url {
         loader = loader.endpoint_url(url);
     }

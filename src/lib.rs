@@ -19,6 +19,8 @@
 //! let chain = CredentialChain::builder().build()?;
 //! let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
 //!     .credentials_provider(chain.clone())
+//!     // Requests read our cache directly (see `SdkIdentityCache`).
+//!     .identity_cache(chain.identity_cache())
 //!     .load()
 //!     .await;
 //! let s3 = aws_sdk_s3::Client::new(&config);

@@ -122,6 +122,7 @@ impl CredentialSource for ChainSource {
 /// let chain = CredentialChain::builder().build()?;
 /// let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
 ///     .credentials_provider(chain.clone())
+///     .identity_cache(chain.identity_cache())
 ///     .load()
 ///     .await;
 /// println!("credentials from {}", chain.status().source);

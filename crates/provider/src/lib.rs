@@ -8,7 +8,8 @@
 //!
 //! Modules are split by concept: [`config`] (environment → settings, pure),
 //! [`token`], [`document`] and [`rfc3339`] (parsing), `agent` (the HTTP
-//! client), [`cache`] and [`schedule`] (refresh), [`time`] and [`context`]
+//! client), [`cache`] and [`schedule`] (refresh), [`identity_cache`] (the cache
+//! offered to the SDK as its identity cache), [`time`] and [`context`]
 //! (injection points for tests).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

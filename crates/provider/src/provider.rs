@@ -46,6 +46,7 @@ pub enum BuildError {
 /// let provider = PodIdentityProvider::from_env()?;
 /// let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
 ///     .credentials_provider(provider.clone())
+///     .identity_cache(provider.identity_cache())
 ///     .load()
 ///     .await;
 /// # let _ = config; Ok(()) }
