@@ -394,6 +394,7 @@ impl<S: CredentialSource> RefreshingCache<S> {
 
     /// The SDK-facing future: ready at once on the hot path, boxed only when
     /// a fetch is needed. Shared by every public provider type.
+    #[inline]
     pub(crate) fn provide(&self) -> aws_credential_types::provider::future::ProvideCredentials<'_> {
         use aws_credential_types::provider::future::ProvideCredentials;
         match self.cached() {

@@ -117,6 +117,7 @@ pub(crate) fn to_credentials_error(err: RefreshError) -> CredentialsError {
 }
 
 impl ProvideCredentials for PodIdentityProvider {
+    #[inline]
     fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
     where
         Self: 'a,
