@@ -82,6 +82,7 @@ async fn failing_agent(fault: &Fault) -> FakeAgent {
 }
 
 fn main() {
+    common::exit_unless_cargo_bench("failing_agent");
     let quick = common::quick();
     let cap = if quick {
         Duration::from_secs(20)

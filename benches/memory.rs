@@ -93,6 +93,7 @@ struct AwsInstance {
 }
 
 fn main() {
+    common::exit_unless_cargo_bench("memory");
     let quick = common::quick();
     // --quick: 1,000 instances per side (10,000 connections per side are
     // slow to open and close on 2 cores; the per-instance figures agree).

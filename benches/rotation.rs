@@ -84,6 +84,7 @@ async fn drive(
 }
 
 fn main() {
+    common::exit_unless_cargo_bench("rotation");
     let quick = common::quick();
     let (lifetime, window, run_for) = if quick {
         (

@@ -36,9 +36,12 @@ step "benches build (run them with: cargo bench --bench <name> -- --quick)"
 cargo build --workspace --benches
 
 step "reliability report (figures printed by the fault matrix, soak, load and security tests)"
-cargo test -q -p eks-pod-identity-provider --test fault_matrix --test soak --test load --test security \
-  -- --nocapture --test-threads 1 2>/dev/null |
-  grep -E '^(fault matrix|soak|load|secret hygiene|refused hosts|redirects|proxy|body cap)' || true
-
+report=$(cargo test -q -p eks-pod-identity-provider --test fault_matrix --test soak --test load --test security \
+  -- --nocapture --test-threads 1 2>/dev/null)
+# `-q` prints progress dots before a test's own output on the same line.
+printf '%s\n' "$report" |
+  sed -E 's/^[.i]+//' |
+  grep -E '^(fault matrix|soak|load|secret hygiene|refused hosts|redirects|proxy|body cap)' ||
+  echo "(no report lines found)"
 echo
 echo "all checks passed"

@@ -33,6 +33,18 @@ pub const SERVICE_ACCOUNT: &str = "bench-sa";
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/bench-role";
 pub const OBJECT: &[u8] = b"hello from the stub S3\n";
 
+/// `cargo bench` passes `--bench` to every bench binary, `cargo test
+/// --all-targets` runs them without it. These benches take minutes, so
+/// outside `cargo bench` they only say how to run them.
+pub fn exit_unless_cargo_bench(name: &str) {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "{name}: a benchmark, not a test; run it with `cargo bench --bench {name} -- --quick`"
+        );
+        std::process::exit(0);
+    }
+}
+
 /// `--quick` was passed (cargo bench --bench x -- --quick).
 pub fn quick() -> bool {
     std::env::args().any(|a| a == "--quick")
