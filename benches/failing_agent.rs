@@ -89,18 +89,12 @@ fn main() {
     } else {
         Duration::from_secs(180)
     };
-    let dir = tempfile::tempdir().unwrap();
-    let token = common::write_token(dir.path());
-    common::isolate_process_env(&token);
+    let (_dir, token) = common::token_env();
 
     let mut rows = Vec::new();
     for (name, fault) in [("500", Fault::internal_error()), ("hang", Fault::Hang)] {
         // A fresh runtime per scenario: tasks left hanging are dropped with it.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = common::runtime();
         let (ours, ours_lazy, aws) = rt.block_on(async {
             let ours_agent = failing_agent(&fault).await;
             let lazy_agent = failing_agent(&fault).await;

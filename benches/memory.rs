@@ -103,15 +103,9 @@ fn main() {
     } else {
         Duration::from_secs(2)
     };
-    let dir = tempfile::tempdir().unwrap();
-    let token = common::write_token(dir.path());
-    common::isolate_process_env(&token);
+    let (_dir, token) = common::token_env();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let (ours, aws) = rt.block_on(async {
         let uri = mini_agent().await;
         std::env::set_var("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri);

@@ -100,15 +100,9 @@ fn main() {
             Duration::from_secs(110),
         )
     };
-    let dir = tempfile::tempdir().unwrap();
-    let token = common::write_token(dir.path());
-    common::isolate_process_env(&token);
+    let (_dir, token) = common::token_env();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let mut results = Vec::new();
     for loops in [1usize, 16] {
         let (ours, aws) = rt.block_on(async {

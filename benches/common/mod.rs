@@ -45,6 +45,24 @@ pub fn exit_unless_cargo_bench(name: &str) {
     }
 }
 
+/// The runtime every socket bench uses: 2 workers, like the machine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A service-account token file in a fresh directory (kept alive by the
+/// returned guard), with the process environment isolated around it.
+pub fn token_env() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let token = write_token(dir.path());
+    isolate_process_env(&token);
+    (dir, token)
+}
+
 /// `--quick` was passed (cargo bench --bench x -- --quick).
 pub fn quick() -> bool {
     std::env::args().any(|a| a == "--quick")

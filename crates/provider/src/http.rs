@@ -87,6 +87,9 @@ impl reqwest::dns::Resolve for AllowListResolver {
     }
 }
 
+/// Connect timeout, read timeout, proxy bypass, resolver identity.
+type ClientKey = (Duration, Option<Duration>, bool, Option<usize>);
+
 /// Settings of one HTTP client.
 #[derive(Debug, Clone)]
 pub(crate) struct ClientSettings {
@@ -101,7 +104,7 @@ impl ClientSettings {
     /// Two settings build interchangeable clients exactly when their keys are
     /// equal. The resolver is compared by identity: the client keeps it alive,
     /// so its address cannot be reused while the client is registered.
-    fn key(&self) -> (Duration, Option<Duration>, bool, Option<usize>) {
+    fn key(&self) -> ClientKey {
         (
             self.connect_timeout,
             self.read_timeout,
@@ -112,8 +115,6 @@ impl ClientSettings {
         )
     }
 }
-
-type ClientKey = (Duration, Option<Duration>, bool, Option<usize>);
 
 /// Clients alive in this process, by settings. Held weakly: a client lives as
 /// long as some source uses it.
