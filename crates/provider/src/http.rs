@@ -127,9 +127,8 @@ static CLIENTS: Mutex<Vec<(ClientKey, Weak<reqwest::Client>)>> = Mutex::new(Vec:
 /// configuration and root certificate store, about 280 KiB. Built per
 /// provider, that dominated the provider's footprint (see BENCHMARKS.md,
 /// `memory`); processes that build one provider per tenant or per task paid it
-/// each time. Sharing also lets providers that talk to the same agent reuse
-/// one keep-alive connection. Requests carry their own token header, so
-/// nothing leaks between users of a client.
+/// each time. Requests carry their own token header, so nothing leaks between
+/// users of a client. Shared clients keep no idle connections (see `builder`).
 pub(crate) fn shared_client(
     settings: ClientSettings,
 ) -> Result<Arc<reqwest::Client>, reqwest::Error> {
@@ -152,7 +151,12 @@ fn builder(settings: ClientSettings) -> reqwest::ClientBuilder {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(settings.connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(30))
+        // No idle connections: a shared client outlives runtimes and local
+        // endpoints, and a pooled connection from a runtime that has shut
+        // down (or to a port since reused) fails the next request, which a
+        // clean-clone CI run caught. A fetch every few minutes to a
+        // node-local agent gains nothing from keep-alive.
+        .pool_max_idle_per_host(0)
         .user_agent(concat!("eks-pod-identity/", env!("CARGO_PKG_VERSION")));
     if let Some(read_timeout) = settings.read_timeout {
         b = b.read_timeout(read_timeout);
