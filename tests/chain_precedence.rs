@@ -398,3 +398,29 @@ async fn irsa_shadows_pod_identity_with_one_warning_naming_both() {
         warned[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_token_file_is_reported_once_without_a_debug_dump() {
+    let moto = parent_or_child!("a_missing_token_file_is_reported_once_without_a_debug_dump");
+    let agent = moto.fake_agent().start().await.unwrap();
+    let mut env = Env::base(&moto);
+    env.set("KUBERNETES_SERVICE_HOST", "10.100.0.1");
+    env.pod_identity(&agent.uri());
+    env.set("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/nonexistent");
+    let out = env
+        .run("a_missing_token_file_is_reported_once_without_a_debug_dump")
+        .await;
+    assert_eq!(out.source.as_deref(), Some("pod-identity"), "{out:#?}");
+    let err = out.error.as_deref().expect("an error");
+    assert_eq!(
+        err.matches("cannot read token file /nonexistent").count(),
+        1,
+        "each cause once: {err}"
+    );
+    assert!(
+        err.lines()
+            .all(|l| !l.contains(" { ") && !l.contains("Some(")),
+        "no Debug dump: {err}"
+    );
+    assert_eq!(agent.stats().total, 0, "no request without a token");
+}
