@@ -45,7 +45,7 @@ pub trait ConfigLoaderExt {
 }
 
 impl ConfigLoaderExt for ConfigLoader {
-    fn load_with_pod_identity(self) -> impl Future<Output = SdkConfig> + Send {
-        async move { DefaultChain::builder().load(self).await.0 }
+    async fn load_with_pod_identity(self) -> SdkConfig {
+        DefaultChain::builder().load(self).await.0
     }
 }
