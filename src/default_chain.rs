@@ -210,6 +210,16 @@ fn one_line(err: &CredentialsError) -> String {
 }
 
 impl DefaultChain {
+    /// The chain over `links` in precedence order, with its one SDK provider.
+    fn from_links(links: Vec<Link>) -> Self {
+        let inner = Arc::new(Inner {
+            links,
+            selected: Arc::new(OnceLock::new()),
+        });
+        let shared = SharedCredentialsProvider::new(ChainHandle(inner.clone()));
+        DefaultChain { inner, shared }
+    }
+
     /// A builder; every setting defaults to the environment, as in the SDK.
     pub fn builder() -> DefaultChainBuilder {
         DefaultChainBuilder::default()
@@ -435,7 +445,7 @@ impl DefaultChainBuilder {
             Ok(chain) => Link::Ours(chain),
             Err(err) => Link::Refused(err),
         };
-        let links = vec![
+        DefaultChain::from_links(vec![
             Link::Env(EnvironmentVariableCredentialsProvider::new()),
             Link::Profile {
                 provider: profile_builder.build(),
@@ -448,13 +458,7 @@ impl DefaultChainBuilder {
                 label: format!("web-identity:{role}"),
             },
             tail,
-        ];
-        let inner = Arc::new(Inner {
-            links,
-            selected: Arc::new(OnceLock::new()),
-        });
-        let shared = SharedCredentialsProvider::new(ChainHandle(inner.clone()));
-        DefaultChain { inner, shared }
+        ])
     }
 
     /// Loads `loader` and installs the chain in the result: its credentials
@@ -510,4 +514,76 @@ fn provider_config(config: &SdkConfig) -> ProviderConfig {
         conf = conf.with_timeout_config(timeout.clone());
     }
     conf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_async::rt::sleep::{SharedAsyncSleep, TokioSleep};
+    use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
+    use aws_smithy_runtime_api::client::identity::{ResolveCachedIdentity, SharedIdentityResolver};
+    use aws_smithy_runtime_api::client::runtime_components::{
+        RuntimeComponents, RuntimeComponentsBuilder,
+    };
+    use aws_smithy_types::config_bag::ConfigBag;
+    use eks_pod_identity_provider::config::MapEnv;
+    use eks_pod_identity_provider::ProviderContext;
+    use eks_pod_identity_testkit::agent::FakeAgent;
+
+    /// What the SDK passes: with a time source and sleep (the lazy cache needs them).
+    fn sdk_components() -> RuntimeComponents {
+        RuntimeComponentsBuilder::for_tests()
+            .with_time_source(Some(SharedTimeSource::new(SystemTimeSource::new())))
+            .with_sleep_impl(Some(SharedAsyncSleep::new(TokioSleep::new())))
+            .build()
+            .unwrap()
+    }
+
+    /// Components whose time source and sleep panic when used: only a
+    /// request served from our cache, not through the lazy cache, succeeds.
+    fn without_lazy_cache_support() -> RuntimeComponents {
+        RuntimeComponentsBuilder::for_tests().build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn once_pod_identity_won_the_chains_own_provider_reads_our_cache() {
+        let agent = FakeAgent::builder()
+            .association("ns", "sa", "arn:aws:iam::123456789012:role/app")
+            .start()
+            .await
+            .unwrap();
+        let env = MapEnv::from_iter([
+            (vars::FULL_URI.to_owned(), agent.uri()),
+            (
+                vars::TOKEN.to_owned(),
+                eks_pod_identity_testkit::token::mint("ns", "sa"),
+            ),
+        ]);
+        let tail = CredentialChain::builder()
+            .context(ProviderContext::new().with_env(env))
+            .fallback_policy(FallbackPolicy::Deny)
+            .build()
+            .unwrap();
+        let chain = DefaultChain::from_links(vec![Link::Ours(tail)]);
+        let ids = chain.identity_cache();
+        let resolver = SharedIdentityResolver::new(chain.credentials_provider());
+        let cfg = ConfigBag::base();
+        assert_eq!(chain.status().source, None);
+
+        // Before any link has answered: the SDK's lazy cache, through the chain.
+        let rc = sdk_components();
+        ids.resolve_cached_identity(resolver.clone(), &rc, &cfg)
+            .await
+            .unwrap();
+        assert_eq!(chain.status().source.as_deref(), Some("pod-identity"));
+
+        // Pod Identity won: served from our cache without the lazy cache.
+        let rc = without_lazy_cache_support();
+        for _ in 0..3 {
+            ids.resolve_cached_identity(resolver.clone(), &rc, &cfg)
+                .await
+                .unwrap();
+        }
+        assert_eq!(agent.stats().total, 1);
+    }
 }
