@@ -181,10 +181,9 @@ async fn main() -> ExitCode {
         });
     }
     if let Some(secs) = args.mandatory_window_secs {
-        builder = builder.refresh_policy(RefreshPolicy {
-            mandatory_window: Duration::from_secs(secs),
-            ..RefreshPolicy::default()
-        });
+        builder = builder.refresh_policy(
+            RefreshPolicy::default().with_mandatory_window(Duration::from_secs(secs)),
+        );
     }
     if let Some(uri) = &args.imds_endpoint {
         builder = builder.imds_endpoint(uri);

@@ -134,8 +134,10 @@ async fn failing_source_64_callers_share_one_fetch_through_the_identity_cache() 
     assert_eq!(source.calls(), 1, "one fetch for 64 callers");
     assert!(!ids.is_bound(), "nothing to compare with yet");
 
-    // Once the source recovers, the next caller fetches and binds.
+    // Once the source recovers and the error backoff (≤ 5 s) has passed,
+    // the next caller fetches and binds.
     source.set_default(Step::Ok(HOUR));
+    tokio::time::advance(Duration::from_secs(5)).await;
     resolve(&ids, &resolver).await.unwrap();
     assert!(ids.is_bound());
 }

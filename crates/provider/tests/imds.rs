@@ -97,31 +97,21 @@ async fn mount_role(s: &MockServer, role: &str, token: &str) {
 }
 
 fn fast() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-    }
+    RetryPolicy::default()
+        .with_max_attempts(3)
+        .with_base_delay(Duration::from_millis(1))
+        .with_max_delay(Duration::from_millis(5))
 }
 
 fn source_with(s: &MockServer, ctx: ProviderContext, options: ImdsOptions) -> ImdsSource {
-    ImdsSource::new(
-        s.uri().parse().unwrap(),
-        ctx,
-        options,
-        Duration::from_secs(60),
-    )
-    .unwrap()
+    ImdsSource::new(s.uri().parse().unwrap(), ctx, options).unwrap()
 }
 
 fn source(s: &MockServer) -> ImdsSource {
     source_with(
         s,
         ProviderContext::new().with_env(MapEnv::default()),
-        ImdsOptions {
-            retry: fast(),
-            ..ImdsOptions::default()
-        },
+        ImdsOptions::default().with_retry(fast()),
     )
 }
 
@@ -333,10 +323,7 @@ async fn imdsv1_is_refused_by_default_and_used_only_when_allowed() {
     let allowed = source_with(
         &s,
         ProviderContext::new().with_env(MapEnv::default()),
-        ImdsOptions {
-            allow_imdsv1: true,
-            ..ImdsOptions::default()
-        },
+        ImdsOptions::default().with_allow_imdsv1(true),
     );
     assert_eq!(allowed.fetch().await.unwrap().label, "imds:node-role");
     let gets = s.received_requests().await.unwrap();
@@ -360,7 +347,6 @@ async fn a_token_request_that_is_never_answered_reports_the_hop_limit() {
         format!("http://{addr}").parse().unwrap(),
         ProviderContext::new().with_env(MapEnv::default()),
         ImdsOptions::default(),
-        Duration::from_secs(60),
     )
     .unwrap();
     let err = src.fetch().await.unwrap_err();
@@ -395,10 +381,7 @@ async fn stale_imds_credentials_are_extended_only_when_enabled() {
     let strict = source_with(
         &s,
         ProviderContext::new().with_env(MapEnv::default()),
-        ImdsOptions {
-            extend_stale_credentials: false,
-            ..ImdsOptions::default()
-        },
+        ImdsOptions::default().with_extend_stale_credentials(false),
     );
     assert!(strict.fetch().await.unwrap().expiration < SystemTime::now());
 }

@@ -65,11 +65,10 @@ fn agent_doc(valid_for: Duration) -> String {
 }
 
 fn fast() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 2,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(2),
-    }
+    RetryPolicy::default()
+        .with_max_attempts(2)
+        .with_base_delay(Duration::from_millis(1))
+        .with_max_delay(Duration::from_millis(2))
 }
 
 /// Every tracing event (all levels, all targets) and every Debug/Display
@@ -232,7 +231,6 @@ async fn redirects_are_never_followed() {
             p.url("").parse().unwrap(),
             ProviderContext::new().with_env(MapEnv::default()),
             ImdsOptions::default(),
-            Duration::from_secs(60),
         )
         .unwrap();
         assert!(imds.fetch().await.is_err());
@@ -270,7 +268,6 @@ async fn body_caps_hold_against_endless_streams() {
         imds_peer.url("").parse().unwrap(),
         ProviderContext::new().with_env(MapEnv::default()),
         ImdsOptions::default(),
-        Duration::from_secs(60),
     )
     .unwrap();
     let err = imds.fetch().await.unwrap_err();
@@ -401,7 +398,6 @@ async fn proxy_child() {
         imds_peer.url("").parse().unwrap(),
         ProviderContext::new().with_env(MapEnv::default()),
         ImdsOptions::default(),
-        Duration::from_secs(60),
     )
     .unwrap();
     assert_eq!(
