@@ -237,16 +237,6 @@ impl<S: CredentialSource> RefreshingCache<S> {
         }
     }
 
-    /// The cached credentials, fresh or not (no expiry check): what a caller
-    /// resolving through this cache has just been given.
-    pub(crate) fn current(&self) -> Option<Credentials> {
-        self.inner
-            .slot
-            .load()
-            .as_ref()
-            .map(|e| e.credentials.clone())
-    }
-
     /// Credentials, fetching only when there are none or they are inside the
     /// mandatory window.
     ///
