@@ -318,6 +318,12 @@ pub fn cases() -> Vec<Case> {
             Some(3),
         ),
         rt(
+            "agent: truncated body, then close (a transport error, retried)",
+            F::Reply(Reply::TruncatedBody),
+            fail(K::Transport),
+            Some(3),
+        ),
+        rt(
             "agent: closes without answering",
             F::Reply(Reply::Close),
             fail(K::Transport),
