@@ -602,3 +602,76 @@ async fn no_secret_in_debug_display_or_errors() {
         }
     }
 }
+
+/// https to a peer that does not speak TLS: a TLS error, named as such, not
+/// a connect failure (and not retried: it will not fix itself).
+#[tokio::test]
+async fn tls_failures_are_classified_as_tls() {
+    let f = Fixture::new().await;
+    let p = PodIdentityProvider::builder()
+        .context(ProviderContext::new().with_env(MapEnv::default()))
+        .endpoint(f.uri().replace("http://", "https://"))
+        .token(TOKEN_A)
+        .retry_policy(fast_retries())
+        .build()
+        .unwrap();
+    let err = p.credentials().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    assert!(
+        matches!(agent_error(&err), AgentError::Tls { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
+    assert!(!agent_error(&err).is_retryable());
+}
+
+/// Out-of-range settings fail at build, with an error that names the field.
+#[test]
+fn out_of_range_settings_fail_at_build_naming_the_field() {
+    use eks_pod_identity_provider::{ConfigError, RefreshPolicy};
+    let base = || {
+        PodIdentityProvider::builder()
+            .context(ProviderContext::new().with_env(MapEnv::default()))
+            .endpoint("http://169.254.170.23/v1/credentials")
+            .token(TOKEN_A)
+    };
+    let field = |built: Result<PodIdentityProvider, BuildError>| match built {
+        Err(BuildError::Config(ConfigError::InvalidSetting { field, .. })) => field,
+        other => panic!("{other:?}"),
+    };
+    assert!(base().build().is_ok(), "the defaults are valid");
+    assert_eq!(
+        field(base().attempt_timeout(Duration::from_secs(20)).build()),
+        "timeouts.attempt"
+    );
+    assert_eq!(
+        field(base().connect_timeout(Duration::ZERO).build()),
+        "timeouts.connect"
+    );
+    assert_eq!(
+        field(
+            base()
+                .refresh_policy(
+                    RefreshPolicy::default().with_mandatory_window(Duration::from_secs(200))
+                )
+                .build()
+        ),
+        "refresh_policy.mandatory_window"
+    );
+    assert_eq!(
+        field(
+            base()
+                .retry_policy(RetryPolicy::default().with_max_attempts(0))
+                .build()
+        ),
+        "retry_policy.max_attempts"
+    );
+    let err = base()
+        .attempt_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("timeouts.attempt") && err.to_string().contains("fetch timeout"),
+        "{err}"
+    );
+}

@@ -318,6 +318,12 @@ pub fn cases() -> Vec<Case> {
             Some(3),
         ),
         rt(
+            "agent: truncated body, then close (a transport error, retried)",
+            F::Reply(Reply::TruncatedBody),
+            fail(K::Transport),
+            Some(3),
+        ),
+        rt(
             "agent: closes without answering",
             F::Reply(Reply::Close),
             fail(K::Transport),
@@ -1015,14 +1021,6 @@ fn retries() -> RetryPolicy {
         .with_max_delay(Duration::from_millis(4))
 }
 
-/// Background retries after a failure come ≥ 7 s (real time) later, so they
-/// never overlap a case.
-pub fn policy() -> RefreshPolicy {
-    RefreshPolicy::default()
-        .with_failure_backoff_base(Duration::from_secs(60))
-        .with_failure_backoff_max(Duration::from_secs(300))
-}
-
 fn build_agent(
     endpoint: &str,
     token_path: &std::path::Path,
@@ -1034,7 +1032,6 @@ fn build_agent(
         .endpoint(endpoint)
         .token_file(token_path)
         .retry_policy(retries())
-        .refresh_policy(policy())
         .connect_timeout(Duration::from_millis(200))
         .attempt_timeout(Duration::from_millis(300))
         .fetch_timeout(Duration::from_secs(3))
@@ -1243,7 +1240,7 @@ async fn run_runtime(
             .map_err(|e| e.to_string())?;
             Subject::Imds(RefreshingCache::new(
                 src,
-                policy(),
+                RefreshPolicy::default(),
                 Arc::new(clock.clone()),
                 Arc::new(Fixed(0.999)),
             ))
