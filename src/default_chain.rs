@@ -167,7 +167,7 @@ impl fmt::Display for NoCredentials {
             "no credentials: every link of the default credential chain declined. Tried, in order:"
         )?;
         for (link, why) in &self.declined {
-            write!(f, "\n  {link}: {why}")?;
+            write!(f, "\n    {link}: {why}")?;
         }
         Ok(())
     }

@@ -49,7 +49,7 @@ pub enum ChainError {
     #[error("EKS Pod Identity is configured but invalid (not falling back to IMDS): {0}")]
     PodIdentity(#[source] ConfigError),
     /// Inside Kubernetes without Pod Identity, IMDS would hand out the node role.
-    #[error("EKS Pod Identity is not configured for this pod ({missing} not set) and the fallback policy is Deny: IMDS here would hand out the node's IAM role, shared by every pod on the node. Fix: create a pod identity association for this pod's service account (and restart the pod), or, if the node role is really intended, opt in with CredentialChain::builder().fallback_policy(FallbackPolicy::Allow)")]
+    #[error("EKS Pod Identity is not configured for this pod ({missing} not set) and the fallback policy is Deny: IMDS here would hand out the node's IAM role, shared by every pod on the node. Fix: create a pod identity association for this pod's service account (and restart the pod), or, if the node role is really intended, opt in with .fallback_policy(FallbackPolicy::Allow) on DefaultChain::builder() or CredentialChain::builder()")]
     FallbackDenied {
         /// The missing variables.
         missing: String,
