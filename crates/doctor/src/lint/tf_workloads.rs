@@ -5,11 +5,13 @@
 use hcl::edit::structure::Body;
 
 use super::hcl_value::{
-    attr, attr_str, block, block_path, literal_bool, literal_str, source_text, to_json,
+    attr, attr_str, block, block_path, literal_bool, literal_str, source_text, string_text, to_json,
 };
-use super::kubernetes::{workloads_of_object, LineSource};
+use super::kubernetes::{node_class_object, workloads_of_object, LineSource, YamlFile};
+use super::lines::YamlLines;
 use super::terraform::Item;
 use super::workload::{Container, EnvSource, EnvVar, ServiceAccount, Workload};
+use crate::report::Report;
 
 /// Nested block path from the resource body to the pod spec, by resource type.
 fn pod_spec_path(rtype: &str) -> Option<&'static [&'static str]> {
@@ -27,9 +29,54 @@ fn pod_spec_path(rtype: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// The YAML of a `kubectl_manifest`'s `yaml_body` (a literal or heredoc; `${}`
+/// interpolations kept as text), parsed, with the line its text starts on.
+fn kubectl_yaml(item: &Item<'_>) -> Option<YamlFile> {
+    if item.rtype != "kubectl_manifest" {
+        return None;
+    }
+    let a = attr(item.body(), "yaml_body")?;
+    let text = string_text(&a.value, item.src())?;
+    let heredoc = matches!(a.value, hcl::edit::expr::Expression::HeredocTemplate(_));
+    let first = item.line(&a.value) + u32::from(heredoc);
+    let mut file = super::kubernetes::parse(&item.file.path, &text).ok()?;
+    for doc in &mut file.docs {
+        doc.first_line += first - 1;
+    }
+    Some(file)
+}
+
+/// Node IMDS settings (Karpenter `EC2NodeClass`, eksctl) in a
+/// `kubernetes_manifest` or `kubectl_manifest`.
+pub(crate) fn node_classes(item: &Item<'_>, report: &mut Report) {
+    let prefix = format!("{} ", item.address());
+    if item.rtype == "kubernetes_manifest" {
+        if let Some(manifest) = attr(item.body(), "manifest") {
+            let obj = to_json(&manifest.value, item.src());
+            let mut lines = LineSource::Fixed(item.line(manifest));
+            node_class_object(&obj, &item.file.path, &mut lines, &prefix, report);
+        }
+    } else if let Some(file) = kubectl_yaml(item) {
+        for doc in &file.docs {
+            let mut lines = LineSource::Yaml(YamlLines::new(&doc.text, doc.first_line));
+            node_class_object(&doc.value, &item.file.path, &mut lines, &prefix, report);
+        }
+    }
+}
+
 /// The workloads a resource declares (none for unrelated resources).
 pub(crate) fn workloads(item: &Item<'_>) -> Vec<Workload> {
     let mut out = Vec::new();
+    if let Some(file) = kubectl_yaml(item) {
+        for doc in &file.docs {
+            let mut lines = LineSource::Yaml(YamlLines::new(&doc.text, doc.first_line));
+            workloads_of_object(&doc.value, &item.file.path, &mut lines, &mut out);
+        }
+        for w in &mut out {
+            w.describe = format!("{} ({})", item.address(), w.describe);
+        }
+        return out;
+    }
     if item.rtype == "kubernetes_manifest" {
         if let Some(manifest) = attr(item.body(), "manifest") {
             let line = item.line(manifest);

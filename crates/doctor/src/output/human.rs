@@ -42,6 +42,10 @@ pub fn render(report: &Report, fail_on: Severity) -> String {
         plural(report.findings().len(), "finding"),
     );
 
+    for w in report.warnings() {
+        let _ = writeln!(out, "warning: skipped {w}");
+    }
+
     let mut group: Option<&str> = None;
     for f in report.findings() {
         let g = f.location.group();
