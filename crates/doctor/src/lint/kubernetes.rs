@@ -256,16 +256,31 @@ pub(crate) fn node_class_object(
             let tokens = get(lines, "httpTokens");
             let hop = get(lines, "httpPutResponseHopLimit");
             let endpoint = get(lines, "httpEndpoint");
-            let missing = |k: &str| {
-                Setting::Missing {
-                evidence: format!("metadataOptions does not set {k}; the default depends on the Karpenter version"),
-                at: Location::file(path, mo_line),
-            }
+            let v1 = api == "karpenter.k8s.aws/v1";
+            let missing = |k: &str, default: Val| {
+                let at = Location::file(path, mo_line);
+                if v1 {
+                    // Field defaults of the v1 CRD (pkg/apis/v1/ec2nodeclass.go).
+                    let mut tv = Tv::new(default, at);
+                    tv.via.push(format!("Karpenter v1 CRD default for {k}"));
+                    Setting::Set(tv)
+                } else {
+                    Setting::Undetermined {
+                        evidence: format!("metadataOptions does not set {k}; the {api} default depends on the Karpenter version"),
+                        at,
+                    }
+                }
             };
             NodeImds {
                 subject,
-                tokens: tokens.map_or_else(|| missing("httpTokens"), Setting::Set),
-                hop: hop.map_or_else(|| missing("httpPutResponseHopLimit"), Setting::Set),
+                tokens: tokens.map_or_else(
+                    || missing("httpTokens", Val::Str("required".to_owned())),
+                    Setting::Set,
+                ),
+                hop: hop.map_or_else(
+                    || missing("httpPutResponseHopLimit", Val::Num(1)),
+                    Setting::Set,
+                ),
                 endpoint,
                 ipv6: None,
                 cap: Severity::Critical,

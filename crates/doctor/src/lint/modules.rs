@@ -270,8 +270,16 @@ fn tam_group(
     defaults: Result<&'static Defaults, String>,
     report: &mut Report,
 ) {
-    if managed {
-        if let Some(off) = without_launch_template(group, group_defaults) {
+    // With the module's launch template off, a group may still name its own
+    // (`launch_template_id`/`_name`): that resource is linted where it is defined.
+    let external = ["launch_template_id", "launch_template_name"]
+        .iter()
+        .any(|k| pick(group, group_defaults, k).is_some_and(|v| v.as_str() != Some("")));
+    if let Some(off) = without_launch_template(group, group_defaults) {
+        if external {
+            return;
+        }
+        if managed {
             let ami = pick(group, group_defaults, "ami_type").cloned();
             super::node_groups::eks_default_launch_template(
                 &format!("{subject} (custom launch template off{})", off.provenance()),
@@ -279,8 +287,8 @@ fn tam_group(
                 &off.at,
                 report,
             );
-            return;
         }
+        return;
     }
     let own = pick(group, group_defaults, "metadata_options");
     let at = call.at();

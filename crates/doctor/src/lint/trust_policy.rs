@@ -174,11 +174,14 @@ fn statement_from_json(s: &Value) -> TrustStatement {
 ///
 /// # Errors
 ///
-/// A `dynamic "statement"` whose `for_each` is not a literal collection.
+/// A `dynamic "statement"` whose `for_each` is not a literal collection, unless
+/// the other statements already allow the pods principal everything Pod
+/// Identity needs (statements added by the loop cannot take an allow away).
 pub(crate) fn statements_from_document(
     block: &Block,
     src: &str,
 ) -> Result<Vec<TrustStatement>, String> {
+    let mut unresolved = None;
     let mut out: Vec<TrustStatement> = block
         .body
         .get_blocks("statement")
@@ -191,9 +194,13 @@ pub(crate) fn statements_from_document(
         if label != "statement" {
             continue;
         }
-        let items = for_each_items(&dynamic.body, src, &[]).ok_or_else(|| {
-            "a dynamic \"statement\" block iterates over a value lint cannot evaluate".to_owned()
-        })?;
+        let Some(items) = for_each_items(&dynamic.body, src, &[]) else {
+            unresolved = Some(
+                "a dynamic \"statement\" block iterates over a value lint cannot evaluate"
+                    .to_owned(),
+            );
+            continue;
+        };
         let Some(content) = dynamic.body.get_blocks("content").next() else {
             continue;
         };
@@ -202,7 +209,12 @@ pub(crate) fn statements_from_document(
             out.push(statement_from_body(&content.body, src, &env));
         }
     }
-    Ok(out)
+    match unresolved {
+        Some(reason) if !analyze(&out).is_some_and(|a| a.assume_role && a.tag_session) => {
+            Err(reason)
+        }
+        _ => Ok(out),
+    }
 }
 
 /// The elements of a `dynamic` block's `for_each` (map values for a map), if literal.
