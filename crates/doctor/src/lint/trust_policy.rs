@@ -268,7 +268,13 @@ fn value_in(expr: &hcl::edit::expr::Expression, src: &str, env: &[(String, Value
             }
         }
     }
-    super::hcl_value::to_json(expr, src)
+    match expr {
+        hcl::edit::expr::Expression::Array(items) => {
+            Value::Array(items.iter().map(|e| value_in(e, src, env)).collect())
+        }
+        hcl::edit::expr::Expression::Parenthesis(p) => value_in(p.inner(), src, env),
+        _ => super::hcl_value::to_json(expr, src),
+    }
 }
 
 fn statement_from_body(
