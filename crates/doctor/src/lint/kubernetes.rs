@@ -346,6 +346,9 @@ pub(crate) fn node_class_object(
     }
 }
 
+/// The workload annotation that suppresses rules: `"EPI-K8S-001 <reason>"`.
+pub(crate) const IGNORE_ANNOTATION: &str = "pod-identity-doctor/ignore";
+
 /// Path from an object's root to its pod spec, by kind.
 fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
@@ -449,6 +452,29 @@ pub(crate) fn workloads_of_object(
             });
         }
     }
+    let mut identity = vec![name.to_owned()];
+    for list in ["initContainers", "containers"] {
+        identity.extend(
+            spec.get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("image").and_then(Value::as_str))
+                .map(str::to_owned),
+        );
+    }
+    // `pod-identity-doctor/ignore: "EPI-K8S-001 <reason>"` on the object or its pod template.
+    let template_meta = spec_path
+        .len()
+        .checked_sub(1)
+        .and_then(|n| spec_path[..n].iter().try_fold(obj, |v, k| v.get(*k)))
+        .and_then(|t| t.get("metadata"));
+    let ignored = [metadata, template_meta]
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("annotations")?.get(IGNORE_ANNOTATION)?.as_str())
+        .flat_map(super::suppress::rules_with_reason)
+        .collect();
     out.push(Workload {
         describe: format!("{kind} {namespace}/{name}"),
         path: path.to_owned(),
@@ -456,6 +482,8 @@ pub(crate) fn workloads_of_object(
         service_account,
         host_network,
         containers,
+        identity,
+        ignored,
     });
 }
 

@@ -50,6 +50,7 @@ mod module_defaults;
 mod modules;
 mod node_groups;
 mod node_imds;
+pub mod suppress;
 mod terraform;
 mod tf_json;
 mod tf_workloads;
@@ -166,6 +167,7 @@ pub struct Linter {
     yaml: Vec<kubernetes::YamlFile>,
     scanned: Vec<String>,
     skipped: Vec<String>,
+    texts: Vec<(String, String)>,
 }
 
 /// File kinds the lint understands.
@@ -290,6 +292,9 @@ impl Linter {
     /// ([`LintError::Template`] for a Helm/Go or `templatefile` template).
     pub fn add_source(&mut self, name: &str, text: impl Into<String>) -> Result<(), LintError> {
         let text = text.into();
+        if text.contains(suppress::MARKER) {
+            self.texts.push((name.to_owned(), text.clone()));
+        }
         match kind_of(Path::new(name)) {
             Some(Kind::Terraform) => self.terraform.push(terraform::parse(name, text)?),
             Some(Kind::TerraformJson) => self.terraform.push(tf_json::parse(name, &text)?),
@@ -389,6 +394,7 @@ impl Linter {
             }
             kubernetes::node_classes(file, &mut report);
         }
+        suppress::inline(&mut report, &self.texts);
         report.sort();
         report
     }
