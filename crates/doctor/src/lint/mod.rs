@@ -1,18 +1,32 @@
-//! Static lint of Terraform (`.tf`) and Kubernetes YAML (`.yaml`, `.yml`) files.
+//! Static lint of Terraform (`.tf`, `.tf.json`, `.tfvars`) and Kubernetes
+//! manifests (`.yaml`, `.yml`, `.json`).
 //!
 //! All inputs of one run are linted together, as one configuration: a role
 //! may use a policy document defined in another file, the
 //! `eks-pod-identity-agent` add-on may be declared next to the cluster rather
 //! than next to the association, and a `hostNetwork` Deployment in YAML is
-//! judged against the associations found in Terraform.
+//! judged against the associations found in Terraform. Local modules
+//! (`source = "./modules/x"`) are followed into their directories, and their
+//! variables take the caller's arguments.
+//!
+//! Node IMDS settings are read wherever they are set: launch templates,
+//! node-group modules (terraform-aws-modules/eks and its node-group submodules,
+//! cloudposse/eks-node-group) with each module's defaults per major version,
+//! node groups without a launch template, `aws_ec2_instance_metadata_defaults`,
+//! Karpenter `EC2NodeClass` (YAML, `kubectl_manifest`, `kubernetes_manifest`)
+//! and eksctl `ClusterConfig`. `var.x` (defaults, `terraform.tfvars`,
+//! `*.auto.tfvars`) and `local.x` are resolved, and evidence says where a value
+//! came from. A value that cannot be known is reported as "cannot check"
+//! (medium), never as protected.
 //!
 //! Directories are walked recursively (sorted, skipping hidden directories such
-//! as `.terraform` and `.git`, not following symlinked directories) for `.tf`,
-//! `.yaml` and `.yml` files. A path
-//! given explicitly must exist and have one of those extensions. YAML documents
+//! as `.terraform` and `.git`, not following symlinked directories). A path
+//! given explicitly must exist and have a supported extension. Documents
 //! without `kind` are ignored, so CI workflows or Helm values do not disturb the
-//! lint, but any file that does not parse is an error: a lint that silently
-//! skips files would report a clean bill of health it has not earned.
+//! lint. A file that does not parse (a Helm/Go template, a `templatefile`
+//! source, broken HCL) is skipped with a warning naming the file and the
+//! reason, and the run goes on; [`lint_paths`] fails only when nothing at all
+//! could be read. Suppressions are described in [`suppress`].
 //!
 //! See [`crate::rules`] for what is checked, and `lines` (private) for how
 //! `file:line` locations are found.
