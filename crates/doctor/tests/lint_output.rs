@@ -191,6 +191,7 @@ fn skipped_files_warn_and_the_exit_code_follows_the_findings() {
     assert_eq!(status, ExitStatus::Findings);
     assert!(err.contains("broken.tf"), "{err}");
     assert!(out.contains("warning: skipped"), "{out}");
+    assert!(out.contains("1 file not checked, see warnings)"), "{out}");
     assert!(out.contains("EPI-TF-007"), "{out}");
     let (_, json, _) = doctor(&["lint", "--json", dir.path().to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();

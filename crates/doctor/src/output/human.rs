@@ -121,6 +121,11 @@ pub fn render(report: &Report, fail_on: Severity) -> String {
             counts.join(", ")
         )
     };
+    // The verdict covers only what was read: say what was not.
+    let detail = match report.warnings().len() {
+        0 => detail,
+        n => format!("{detail}; {} not checked, see warnings", plural(n, "file")),
+    };
     let _ = writeln!(
         out,
         "\nverdict: {} ({detail})",
