@@ -86,6 +86,11 @@ fn unknown_or_ambiguous_versions_are_cannot_check_never_protected() {
         );
         assert_ne!(r.verdict(Severity::Medium), Verdict::Protected);
     }
+    let v17_inputs = "module \"eks\" {\n  source = \"terraform-aws-modules/eks/aws\"\n  worker_groups = [{ instance_type = \"m5.large\" }]\n}\n";
+    assert_eq!(
+        found(&lint(&[("main.tf", v17_inputs)])),
+        [f("EPI-TF-008", Severity::Medium, "main.tf:3")]
+    );
     // Explicit settings decide whatever the version.
     let explicit = "    a = { metadata_options = { http_tokens = \"required\", http_put_response_hop_limit = 1 } }";
     assert_eq!(found(&lint(&[("main.tf", &eks("", explicit))])), []);

@@ -149,6 +149,26 @@ fn tam_root(
     report: &mut Report,
 ) {
     let v17 = matches!(defaults, Ok(d) if d.from.0 == 17);
+    if let Err(reason) = &defaults {
+        // The v17 inputs have no per-group metadata_options: nothing to read
+        // without the version's defaults.
+        for map in [
+            "node_groups",
+            "worker_groups",
+            "worker_groups_launch_template",
+        ] {
+            if let Some(a) = call.block.body.get_attribute(map) {
+                report.push(Finding::new(
+                    &rules::MODULE_NODE_IMDS,
+                    format!("module.{} {map}: {reason}", call.name),
+                    Location::file(
+                        &call.file.path,
+                        call.file.lines.line(a.span().map_or(0, |r| r.start)),
+                    ),
+                ));
+            }
+        }
+    }
     let maps: &[(&str, &str, bool)] = if v17 {
         &[
             ("node_groups", "node_groups_defaults", true),
