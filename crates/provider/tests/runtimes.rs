@@ -61,6 +61,8 @@ enum Act {
 struct Source {
     clock: ManualClock,
     script: Mutex<VecDeque<Act>>,
+    /// What every fetch does once the script is used up.
+    then: Mutex<Act>,
     calls: AtomicUsize,
 }
 
@@ -69,6 +71,7 @@ impl Source {
         Arc::new(Self {
             clock: clock.clone(),
             script: Mutex::new(script.iter().copied().collect()),
+            then: Mutex::new(Act::Ok(HOUR)),
             calls: AtomicUsize::new(0),
         })
     }
@@ -90,7 +93,7 @@ impl CredentialSource for Shared {
             .lock()
             .unwrap()
             .pop_front()
-            .unwrap_or(Act::Ok(HOUR));
+            .unwrap_or_else(|| *self.0.then.lock().unwrap());
         match act {
             Act::Ok(valid_for) => {
                 let expiration = self.0.clock.now() + valid_for;
@@ -375,4 +378,37 @@ async fn a_task_watch_taken_before_the_first_fetch_follows_the_task() {
     drop(cache);
     settle().await;
     assert!(!watch.is_running());
+}
+
+/// A source that keeps panicking once credentials are cached: the
+/// background task retries with its backoff, never in a loop, and the
+/// cached credentials are served until they expire, never after.
+#[tokio::test(start_paused = true)]
+async fn a_source_that_keeps_panicking_is_retried_with_backoff_not_in_a_loop() {
+    let clock = ManualClock::new();
+    let source = Source::new(&clock, &[Act::Ok(Duration::from_secs(20))]);
+    *source.then.lock().unwrap() = Act::Panic;
+    let cache = cache(&source);
+    let first = cache.get().await.unwrap();
+    let expiry = first.expiry().unwrap();
+    let mut served_after_expiry = 0;
+    for _ in 0..600 {
+        clock.advance(Duration::from_millis(100));
+        tokio::time::advance(Duration::from_millis(100)).await;
+        settle().await;
+        if let Ok(c) = cache.get().await {
+            if clock.now() >= expiry {
+                served_after_expiry += 1;
+            }
+            assert_eq!(c.access_key_id(), first.access_key_id());
+        }
+    }
+    assert_eq!(served_after_expiry, 0);
+    let calls = source.calls.load(Ordering::SeqCst);
+    // 60 s: a few background retries before expiry, then callers every
+    // 100 ms limited by the error backoff (0.5 s growing to 2.5–5 s).
+    assert!((5..=60).contains(&calls), "{calls} fetches in 60 s");
+    let status = cache.status();
+    assert_eq!(status.failures as usize, calls - 1);
+    assert_eq!(status.last_error_kind, Some(ErrorKind::Internal));
 }
