@@ -153,8 +153,12 @@ pub(crate) fn lint(
         let (cap, note) = launch_template_scope(&index, files, lt);
         launch_template(lt, &scope, cap, &note, report);
     }
+    let lt_names: Vec<&str> = index
+        .resources("aws_launch_template")
+        .map(|lt| lt.name)
+        .collect();
     for ng in index.resources("aws_eks_node_group") {
-        node_groups::node_group(ng, &scope, report);
+        node_groups::node_group(ng, &scope, &lt_names, report);
     }
     for d in index.resources("aws_ec2_instance_metadata_defaults") {
         node_groups::account_defaults(d, &scope, report);
