@@ -474,12 +474,6 @@ fn locate(file: &TfFile, span: &Range<usize>, needle: &str) -> Location {
     Location::file(&file.path, file.lines.line(offset))
 }
 
-/// The namespace an add-on's service accounts live in (`kube-system` for the
-/// AWS add-ons that take pod identity associations, unless configured).
-fn addon_namespace(_addon: Item<'_>) -> Option<String> {
-    Some("kube-system".to_owned())
-}
-
 /// Sources of the terraform-aws-modules module that creates Pod Identity roles
 /// with a correct trust policy (`pods.eks.amazonaws.com`, `sts:AssumeRole`,
 /// `sts:TagSession`).
@@ -690,13 +684,13 @@ fn associations(
                 let subject = format!("{} pod_identity_association", addon.address());
                 role_trusts_pods(index, files, &subject, addon, role_arn, report);
             }
+            // The AWS add-ons that take associations (VPC CNI, EBS/EFS CSI, ...)
+            // run their service accounts in kube-system.
             if let Some(sa) = attr_str(&pia.body, "service_account") {
-                if let Some(ns) = addon_namespace(addon) {
-                    accounts.push(AssociatedAccount {
-                        namespace: ns,
-                        service_account: sa,
-                    });
-                }
+                accounts.push(AssociatedAccount {
+                    namespace: "kube-system".to_owned(),
+                    service_account: sa,
+                });
             }
         }
     }
