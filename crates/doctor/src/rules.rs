@@ -5,8 +5,8 @@
 //!
 //! | prefix      | subcommand | subject                                                    |
 //! |-------------|------------|------------------------------------------------------------|
-//! | `EPI-TF-`   | `lint`     | Terraform: launch templates, trust policies, associations  |
-//! | `EPI-K8S-`  | `lint`     | Kubernetes workloads (YAML or `kubernetes_*` Terraform)     |
+//! | `EPI-TF-`   | `lint`     | Terraform: node IMDS (launch templates, node groups, node-group modules, account defaults), trust policies, associations |
+//! | `EPI-K8S-`  | `lint`     | Kubernetes workloads (manifests, `kubernetes_*`/`kubectl_manifest`/`helm_release`); Karpenter and eksctl node IMDS |
 //! | `EPI-IMDS-` | `check`    | IMDS reachability probes (IPv4 and IPv6)                    |
 //! | `EPI-PI-`   | `check`    | Pod Identity env, token file and agent probes               |
 //! | `EPI-ENV-`  | `check`    | credentials that shadow Pod Identity                        |
@@ -104,7 +104,9 @@ pub const NODE_GROUP_DEFAULT_LAUNCH_TEMPLATE: Rule = Rule {
     fix: "give the node group a launch template with metadata_options { http_tokens = \"required\", http_put_response_hop_limit = 1 }",
 };
 
-/// `EPI-TF-008`: a node-group module whose IMDS settings cannot be determined.
+/// `EPI-TF-008`: a node group (module call, or `aws_eks_node_group` whose
+/// launch template is not in the linted files) whose IMDS settings cannot be
+/// determined.
 ///
 /// Node groups declared through modules get the module's IMDS defaults unless
 /// the call overrides them. The defaults, read from each module's published
@@ -127,7 +129,7 @@ pub const MODULE_NODE_IMDS: Rule = Rule {
     id: "EPI-TF-008",
     severity: Severity::Medium,
     category: Category::NodeRoleExposure,
-    title: "node-group module: the IMDS settings of its nodes cannot be determined statically",
+    title: "node group: the IMDS settings of its nodes cannot be determined statically",
     fix: "pin the module version (e.g. version = \"~> 21.0\") and set metadata_options { http_tokens = \"required\", http_put_response_hop_limit = 1 } on each node group",
 };
 

@@ -173,6 +173,13 @@ fn node_groups_without_launch_template_depend_on_ami_type() {
     assert!(!r.findings()[0].evidence.contains("IMDSv1"));
     let r = lint(&[("ng.tf", &ng("  ami_type = \"BOTTLEROCKET_x86_64\"\n"))]);
     assert_eq!(found(&r), [f("EPI-TF-007", Severity::Medium, "ng.tf:3")]);
+    // A launch template that is not in the linted files cannot be checked.
+    let r = lint(&[(
+        "ng.tf",
+        &ng("  launch_template {\n    id = var.lt_id\n  }\n"),
+    )]);
+    assert_eq!(found(&r), [f("EPI-TF-008", Severity::Medium, "ng.tf:3")]);
+    assert!(r.findings()[0].evidence.contains("id = var.lt_id"));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! and `aws_ec2_instance_metadata_defaults` (account-level defaults).
 
 use super::eval::{Scope, Tv};
+use super::hcl_value::{source_text, traversal_path};
 use super::terraform::Item;
 use crate::report::{Finding, Location, Report, Severity};
 use crate::rules;
@@ -59,16 +60,55 @@ pub(crate) fn eks_default_launch_template(
     }
 }
 
-/// `aws_eks_node_group` without a `launch_template` block.
-pub(crate) fn node_group(item: Item<'_>, scope: &Scope<'_>, report: &mut Report) {
+/// `aws_eks_node_group` without a `launch_template` block, or whose launch
+/// template is not in the linted files (`launch_templates`: the names of the
+/// `aws_launch_template` resources that are).
+pub(crate) fn node_group(
+    item: Item<'_>,
+    scope: &Scope<'_>,
+    launch_templates: &[&str],
+    report: &mut Report,
+) {
     let body = item.body();
-    if body.blocks().any(|b| b.has_ident("launch_template"))
-        || body.get_blocks("dynamic").any(|d| {
-            d.labels
-                .first()
-                .is_some_and(|l| l.as_str() == "launch_template")
-        })
-    {
+    if let Some(lt) = body.blocks().find(|b| b.has_ident("launch_template")) {
+        let linted = ["id", "name"]
+            .iter()
+            .filter_map(|k| lt.body.get_attribute(k))
+            .any(|a| {
+                traversal_path(&a.value).is_some_and(|p| {
+                    matches!(p.as_slice(), [t, n, ..]
+                        if t == "aws_launch_template" && launch_templates.contains(&n.as_str()))
+                })
+            });
+        if !linted {
+            let written: Vec<&str> = source_text(lt, item.src())
+                .lines()
+                .skip(1)
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && *l != "}")
+                .collect();
+            report.push(Finding::new(
+                &rules::MODULE_NODE_IMDS,
+                format!(
+                    "{}: its launch template ({}) is not an aws_launch_template in the linted files",
+                    item.address(),
+                    written.join("; ")
+                ),
+                item.at(lt),
+            ));
+        }
+        return;
+    }
+    if body.get_blocks("dynamic").any(|d| {
+        d.labels
+            .first()
+            .is_some_and(|l| l.as_str() == "launch_template")
+    }) {
+        report.push(Finding::new(
+            &rules::MODULE_NODE_IMDS,
+            format!("{}: launch_template is a dynamic block", item.address()),
+            item.here(),
+        ));
         return;
     }
     let ami = body

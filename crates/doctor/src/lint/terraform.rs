@@ -153,8 +153,12 @@ pub(crate) fn lint(
         let (cap, note) = launch_template_scope(&index, files, lt);
         launch_template(lt, &scope, cap, &note, report);
     }
+    let lt_names: Vec<&str> = index
+        .resources("aws_launch_template")
+        .map(|lt| lt.name)
+        .collect();
     for ng in index.resources("aws_eks_node_group") {
-        node_groups::node_group(ng, &scope, report);
+        node_groups::node_group(ng, &scope, &lt_names, report);
     }
     for d in index.resources("aws_ec2_instance_metadata_defaults") {
         node_groups::account_defaults(d, &scope, report);
@@ -470,12 +474,6 @@ fn locate(file: &TfFile, span: &Range<usize>, needle: &str) -> Location {
     Location::file(&file.path, file.lines.line(offset))
 }
 
-/// The namespace an add-on's service accounts live in (`kube-system` for the
-/// AWS add-ons that take pod identity associations, unless configured).
-fn addon_namespace(_addon: Item<'_>) -> Option<String> {
-    Some("kube-system".to_owned())
-}
-
 /// Sources of the terraform-aws-modules module that creates Pod Identity roles
 /// with a correct trust policy (`pods.eks.amazonaws.com`, `sts:AssumeRole`,
 /// `sts:TagSession`).
@@ -686,13 +684,13 @@ fn associations(
                 let subject = format!("{} pod_identity_association", addon.address());
                 role_trusts_pods(index, files, &subject, addon, role_arn, report);
             }
+            // The AWS add-ons that take associations (VPC CNI, EBS/EFS CSI, ...)
+            // run their service accounts in kube-system.
             if let Some(sa) = attr_str(&pia.body, "service_account") {
-                if let Some(ns) = addon_namespace(addon) {
-                    accounts.push(AssociatedAccount {
-                        namespace: ns,
-                        service_account: sa,
-                    });
-                }
+                accounts.push(AssociatedAccount {
+                    namespace: "kube-system".to_owned(),
+                    service_account: sa,
+                });
             }
         }
     }
