@@ -86,6 +86,20 @@ impl CredentialSource for ChainSource {
         }
     }
 
+    fn fetch_timeout(&self) -> Duration {
+        match self {
+            ChainSource::PodIdentity(s) => s.fetch_timeout(),
+            ChainSource::Imds { source, .. } => source.fetch_timeout(),
+        }
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        match self {
+            ChainSource::PodIdentity(s) => s.retry_policy(),
+            ChainSource::Imds { source, .. } => source.retry_policy(),
+        }
+    }
+
     async fn fetch(&self) -> Result<Fetched, RefreshError> {
         match self {
             ChainSource::PodIdentity(s) => s.fetch().await,
@@ -321,8 +335,7 @@ impl CredentialChainBuilder {
                         ImdsEndpointSetting::Endpoint(u) => u,
                     };
                 let source =
-                    ImdsSource::new(endpoint, ctx.clone(), self.imds, refresh.mandatory_window)
-                        .map_err(ChainError::Imds)?;
+                    ImdsSource::new(endpoint, ctx.clone(), self.imds).map_err(ChainError::Imds)?;
                 ChainSource::Imds {
                     source,
                     warn: policy == FallbackPolicy::Warn,
