@@ -120,10 +120,7 @@ fn main() {
                         .endpoint(ours_agent.uri())
                         .token_file(&token),
                 )
-                .refresh_policy(RefreshPolicy {
-                    mandatory_window: window,
-                    ..RefreshPolicy::default()
-                })
+                .refresh_policy(RefreshPolicy::default().with_mandatory_window(window))
                 .build()
                 .expect("chain");
             let ours_client = common::s3_with_provider(

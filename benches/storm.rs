@@ -173,10 +173,7 @@ fn simulate(providers: usize, lifetimes: u32, jitter: bool) -> Outcome {
             per_second: Mutex::new(BTreeMap::new()),
             clock: clock.clone(),
         });
-        let policy = RefreshPolicy {
-            jitter,
-            ..RefreshPolicy::default()
-        };
+        let policy = RefreshPolicy::default().with_jitter(jitter);
         let caches: Vec<_> = (0..providers)
             .map(|i| {
                 let rng = Arc::new(FastRandom::seeded(i as u64 + 1));
