@@ -123,6 +123,10 @@ pub struct RequestRecord {
     pub status: Option<u16>,
     /// Name of the fault applied, if any ([`Fault::name`]).
     pub fault: Option<&'static str>,
+    /// `Expiration` of the credentials answered (200 with a credentials
+    /// document only). Not a secret: it lets a test tell which answer a client
+    /// ended up using.
+    pub expiration: Option<SystemTime>,
 }
 
 /// A snapshot of the agent's counters.
@@ -160,6 +164,9 @@ struct Settings {
     audience: String,
 }
 
+/// A callback of the fake (see [`FakeAgentBuilder::on_expired_token`]).
+pub type Hook = Arc<dyn Fn() + Send + Sync>;
+
 struct Shared {
     seq: std::sync::atomic::AtomicU64,
     settings: Mutex<Settings>,
@@ -169,6 +176,7 @@ struct Shared {
     total_tx: watch::Sender<u64>,
     minter: Minter,
     clock: Clock,
+    on_expired_token: Option<Hook>,
 }
 
 /// Builder for [`FakeAgent`].
@@ -178,6 +186,7 @@ pub struct FakeAgentBuilder {
     rate_limit: Option<RateLimit>,
     minter: Minter,
     clock: Clock,
+    on_expired_token: Option<Hook>,
 }
 
 impl std::fmt::Debug for FakeAgentBuilder {
@@ -303,6 +312,15 @@ impl FakeAgentBuilder {
         self
     }
 
+    /// Calls `hook` each time a token is rejected as expired, before the `400`
+    /// is sent. A test can play the kubelet here: swap in a fresh token file at
+    /// the very moment the old one is refused, so the client's immediate
+    /// re-read must find it.
+    pub fn on_expired_token(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_expired_token = Some(Arc::new(hook));
+        self
+    }
+
     /// Binds and starts serving. Must be called inside a tokio runtime.
     pub async fn start(self) -> Result<FakeAgent, StartError> {
         check_lifetime(self.settings.lifetime)?;
@@ -322,6 +340,7 @@ impl FakeAgentBuilder {
             total_tx,
             minter: self.minter,
             clock: self.clock,
+            on_expired_token: self.on_expired_token,
         });
         let s = shared.clone();
         let handler: server::Handler =
@@ -372,6 +391,7 @@ impl FakeAgent {
             rate_limit: Some(RateLimit::default()),
             minter: Minter::Static,
             clock: creds::system_clock(),
+            on_expired_token: None,
         }
     }
 
@@ -528,12 +548,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, _conn: Arc<ConnInfo
             path: info.path.clone(),
             status: None,
             fault: None,
+            expiration: None,
         });
         drop(st);
     }
     shared.total_tx.send_modify(|t| *t += 1);
     let _guard = InFlight(&shared);
-    let outcome = respond(&shared, &info, id).await;
+    let (outcome, expiration) = match respond(&shared, &info, id).await {
+        Answer::Plain(o) => (o, None),
+        Answer::Credentials(o, exp) => (o, Some(exp)),
+    };
     let mut st = lock(&shared.stats);
     match &outcome {
         Outcome::Respond(r) => {
@@ -541,6 +565,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, _conn: Arc<ConnInfo
             *st.by_status.entry(code).or_default() += 1;
             if let Some(rec) = st.log.iter_mut().rev().find(|r| r.id == id) {
                 rec.status = Some(code);
+                rec.expiration = expiration;
             }
         }
         Outcome::Drop => st.dropped += 1,
@@ -567,24 +592,41 @@ fn upstream_error(status: u16, code: &str, message: &str, fault: &str) -> Resp {
     )
 }
 
-async fn respond(shared: &Shared, req: &ReqInfo, id: u64) -> Outcome {
+/// What [`respond`] produced: any answer, or a credentials document and its
+/// `Expiration` (recorded in the request log).
+enum Answer {
+    Plain(Outcome),
+    Credentials(Outcome, SystemTime),
+}
+
+impl From<Outcome> for Answer {
+    fn from(o: Outcome) -> Self {
+        Answer::Plain(o)
+    }
+}
+
+fn plain(resp: Resp) -> Answer {
+    Answer::Plain(Outcome::Respond(resp))
+}
+
+async fn respond(shared: &Shared, req: &ReqInfo, id: u64) -> Answer {
     let latency = lock(&shared.settings).latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     if req.path != CREDENTIALS_PATH {
-        return Outcome::Respond(server::text(404, "404 page not found"));
+        return plain(server::text(404, "404 page not found"));
     }
     let host_check = lock(&shared.settings).host_check.clone();
     if let Some(allowed) = host_check {
         let host = req.host.as_deref().unwrap_or("");
         if !host_allowed(host, &allowed) {
-            return Outcome::Respond(server::text(403, "Forbidden: invalid Host header"));
+            return plain(server::text(403, "Forbidden: invalid Host header"));
         }
     }
     if let Some(bucket) = lock(&shared.limiter).as_mut() {
         if !bucket.try_take() {
-            return Outcome::Respond(server::text(429, MSG_TOO_MANY));
+            return plain(server::text(429, MSG_TOO_MANY));
         }
     }
     let fault = lock(&shared.settings).faults.next_fault();
@@ -597,17 +639,18 @@ async fn respond(shared: &Shared, req: &ReqInfo, id: u64) -> Outcome {
     let mut expiry_override = None;
     match fault {
         None => {}
-        Some(Fault::Status(code, body)) => return Outcome::Respond(server::text(code, body)),
-        Some(Fault::TooManyRequests) => return Outcome::Respond(server::text(429, MSG_TOO_MANY)),
-        Some(Fault::Hang) => return server::hang().await,
-        Some(Fault::Drop) => return Outcome::Drop,
+        Some(Fault::Status(code, body)) => return plain(server::text(code, body)),
+        Some(Fault::TooManyRequests) => return plain(server::text(429, MSG_TOO_MANY)),
+        Some(Fault::Hang) => return server::hang().await.into(),
+        Some(Fault::Drop) => return Outcome::Drop.into(),
         Some(Fault::Malformed) => {
-            return Outcome::Respond(server::raw(
+            return plain(server::raw(
                 200,
                 "application/json",
                 "{\"AccessKeyId\": \"ASIA",
             ))
         }
+        Some(Fault::Body(body)) => return plain(body.response()),
         Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
         Some(Fault::ExpiredCredentials) => expiry_override = Some(None),
         Some(Fault::ExpiresIn(d)) => expiry_override = Some(Some(d)),
@@ -620,7 +663,7 @@ async fn credentials(
     shared: &Shared,
     req: &ReqInfo,
     expiry_override: Option<Option<Duration>>,
-) -> Outcome {
+) -> Answer {
     let token = req
         .authorization
         .as_deref()
@@ -628,15 +671,18 @@ async fn credentials(
         .trim()
         .to_owned();
     if token.is_empty() {
-        return Outcome::Respond(server::text(400, MSG_EMPTY));
+        return plain(server::text(400, MSG_EMPTY));
     }
     let claims = match token::decode(&token) {
         Ok(c) if c.namespace().is_some() => c,
-        _ => return Outcome::Respond(server::text(400, MSG_PARSE)),
+        _ => return plain(server::text(400, MSG_PARSE)),
     };
     let now = (shared.clock)();
     if claims.is_expired_at(now) {
-        return Outcome::Respond(server::text(400, MSG_EXPIRED));
+        if let Some(hook) = &shared.on_expired_token {
+            hook();
+        }
+        return plain(server::text(400, MSG_EXPIRED));
     }
     let (lifetime, audience, role, cache_on) = {
         let s = lock(&shared.settings);
@@ -652,7 +698,7 @@ async fn credentials(
         )
     };
     if !claims.has_audience(&audience) {
-        return Outcome::Respond(upstream_error(
+        return plain(upstream_error(
             400,
             "InvalidTokenException",
             &format!("The service account token audience is invalid: expected {audience}"),
@@ -662,7 +708,7 @@ async fn credentials(
     let ns = claims.namespace().unwrap_or_default();
     let sa = claims.service_account().unwrap_or_default();
     let Some(role_arn) = role else {
-        return Outcome::Respond(upstream_error(
+        return plain(upstream_error(
             404,
             "ResourceNotFoundException",
             &format!(
@@ -678,7 +724,7 @@ async fn credentials(
                 .duration_since(now)
                 .is_ok_and(|left| left > MIN_REMAINING)
             {
-                return Outcome::Respond(json_response(c));
+                return Answer::Credentials(Outcome::Respond(json_response(c)), c.expiration);
             }
         }
     }
@@ -693,7 +739,7 @@ async fn credentials(
     };
     let mut minted = match shared.minter.mint(mint, now).await {
         Ok(c) => c,
-        Err(e) => return Outcome::Respond(upstream_error(e.status, &e.code, &e.message, e.fault)),
+        Err(e) => return plain(upstream_error(e.status, &e.code, &e.message, e.fault)),
     };
     lock(&shared.stats).minted += 1;
     match expiry_override {
@@ -704,7 +750,7 @@ async fn credentials(
     if use_cache {
         lock(&shared.cache).insert(token, minted.clone());
     }
-    Outcome::Respond(json_response(&minted))
+    Answer::Credentials(Outcome::Respond(json_response(&minted)), minted.expiration)
 }
 
 fn json_response(c: &MintedCredentials) -> Resp {

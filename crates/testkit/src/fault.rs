@@ -24,6 +24,60 @@ pub enum Fault {
     ExpiresIn(Duration),
     /// Close the connection without answering.
     Drop,
+    /// `200` with a body that is not credentials (see [`BadBody`]).
+    Body(BadBody),
+}
+
+/// A `200` answer whose body cannot be used as credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BadBody {
+    /// `text/plain` prose, as from a misrouted service or a captive proxy.
+    PlainText,
+    /// `Content-Length` announces a whole credentials document, half of it is
+    /// sent, then the connection closes (a peer that died mid-answer).
+    CutOff,
+    /// An `application/json` document of this many bytes (a runaway peer:
+    /// clients cap what they read).
+    Oversized(usize),
+}
+
+/// The plain-text body of [`BadBody::PlainText`].
+pub const PLAIN_TEXT_BODY: &str = "OK: Pod Identity Agent is healthy\n";
+
+/// The document that [`BadBody::CutOff`] announces in full and sends half of.
+const CUT_OFF_DOCUMENT: &str = concat!(
+    r#"{"AccessKeyId":"ASIAIOSFODNN7EXAMPLE","SecretAccessKey":"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY","#,
+    r#""Token":"IQoJb3JpZ2luX2VjEXAMPLETOKEN","AccountId":"123456789012","Expiration":"2099-01-01T00:00:00Z"}"#
+);
+
+impl BadBody {
+    /// The response for this body.
+    pub(crate) fn response(self) -> crate::server::Resp {
+        use crate::server;
+        match self {
+            BadBody::PlainText => server::raw(200, "text/plain; charset=utf-8", PLAIN_TEXT_BODY),
+            BadBody::CutOff => server::cut_off(
+                200,
+                "application/json",
+                bytes::Bytes::from_static(CUT_OFF_DOCUMENT.as_bytes()),
+                CUT_OFF_DOCUMENT.len() / 2,
+            ),
+            BadBody::Oversized(len) => server::raw(200, "application/json", oversized(len)),
+        }
+    }
+}
+
+/// A syntactically valid JSON object of exactly `len` bytes (at least 12) that
+/// holds no credentials.
+fn oversized(len: usize) -> Vec<u8> {
+    const HEAD: &[u8] = br#"{"Padding":""#;
+    const TAIL: &[u8] = br#""}"#;
+    let mut body = Vec::with_capacity(len.max(HEAD.len() + TAIL.len()));
+    body.extend_from_slice(HEAD);
+    body.resize(len.saturating_sub(TAIL.len()).max(HEAD.len()), b'x');
+    body.extend_from_slice(TAIL);
+    body
 }
 
 impl Fault {
@@ -43,6 +97,29 @@ impl Fault {
         )
     }
 
+    /// An upstream (EKS Auth) error as the agent relays it: `status` with the
+    /// `text/plain` body `[<requestId>]: (<code>): <message>, fault: <fault>`.
+    pub fn upstream(status: u16, code: &str, message: &str, fault: &str) -> Self {
+        Fault::Status(
+            status,
+            format!(
+                "[{}]: ({code}): {message}, fault: {fault}",
+                crate::server::request_id()
+            ),
+        )
+    }
+
+    /// `400` `ExpiredTokenException` from EKS Auth (its documented message):
+    /// what the agent answers when the token expired upstream.
+    pub fn expired_token_exception() -> Self {
+        Self::upstream(
+            400,
+            "ExpiredTokenException",
+            "The specified Kubernetes service account token is expired.",
+            "client",
+        )
+    }
+
     /// A short name for logs and stats.
     pub fn name(&self) -> &'static str {
         match self {
@@ -54,6 +131,9 @@ impl Fault {
             Fault::ExpiredCredentials => "expired_credentials",
             Fault::ExpiresIn(_) => "expires_in",
             Fault::Drop => "drop",
+            Fault::Body(BadBody::PlainText) => "plain_text_body",
+            Fault::Body(BadBody::CutOff) => "cut_off_body",
+            Fault::Body(BadBody::Oversized(_)) => "oversized_body",
         }
     }
 }

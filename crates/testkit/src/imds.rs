@@ -503,6 +503,7 @@ async fn respond(shared: &Shared, req: &ReqInfo, conn: &ConnInfo) -> Outcome {
         Some(Fault::Malformed) => {
             return Outcome::Respond(server::raw(200, "text/plain", "{\"Code\": \"Succ"))
         }
+        Some(Fault::Body(body)) => return Outcome::Respond(body.response()),
         Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
         Some(Fault::ExpiredCredentials) => expired_override = Some(None),
         Some(Fault::ExpiresIn(d)) => expired_override = Some(Some(d)),

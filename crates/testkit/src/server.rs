@@ -9,15 +9,23 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-/// Response type of the fakes.
-pub(crate) type Resp = Response<Full<Bytes>>;
+/// Response type of the fakes. The body may fail part-way (see [`cut_off`]),
+/// which makes hyper abort the connection mid-body.
+pub(crate) type Resp = Response<BoxBody<Bytes, std::io::Error>>;
+
+fn full(body: impl Into<Bytes>) -> BoxBody<Bytes, std::io::Error> {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
 
 /// What a handler decided.
 pub(crate) enum Outcome {
@@ -139,8 +147,8 @@ pub(crate) fn text(status: u16, body: impl Into<String>) -> Resp {
         .status(status)
         .header("content-type", "text/plain; charset=utf-8")
         .header("x-content-type-options", "nosniff")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
 /// A response with a raw body and content type.
@@ -148,8 +156,60 @@ pub(crate) fn raw(status: u16, content_type: &str, body: impl Into<Bytes>) -> Re
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(body.into()))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
+}
+
+/// A response that announces `body` in full (`Content-Length`), sends its first
+/// `sent` bytes, then fails: hyper closes the connection, and the client sees a
+/// body shorter than promised (a peer that crashed mid-answer).
+pub(crate) fn cut_off(status: u16, content_type: &str, body: Bytes, sent: usize) -> Resp {
+    let promised = body.len() as u64;
+    let partial = body.slice(..sent.min(body.len()));
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(
+            CutOff {
+                partial: Some(partial),
+                promised,
+                pause: Box::pin(tokio::time::sleep(std::time::Duration::from_millis(50))),
+            }
+            .boxed(),
+        )
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
+}
+
+/// The body of [`cut_off`]: one data frame, a pause (so that hyper flushes
+/// what it has to the socket), then an error.
+struct CutOff {
+    partial: Option<Bytes>,
+    promised: u64,
+    pause: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Body for CutOff {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(data) = self.partial.take() {
+            return std::task::Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        std::task::ready!(self.pause.as_mut().poll(cx));
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "body cut off on purpose",
+        ))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // An exact hint makes hyper send `Content-Length: promised`.
+        SizeHint::with_exact(self.promised)
+    }
 }
 
 /// A future that never completes (a hung answer).

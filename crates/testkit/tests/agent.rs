@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use eks_pod_identity_testkit::agent::{
     FakeAgent, RateLimit, MSG_EMPTY, MSG_EXPIRED, MSG_PARSE, REAL_AGENT_HOSTS,
 };
-use eks_pod_identity_testkit::fault::{Fault, FaultPlan};
+use eks_pod_identity_testkit::fault::{BadBody, Fault, FaultPlan, PLAIN_TEXT_BODY};
 use eks_pod_identity_testkit::token::{self, TokenBuilder};
 
 const NS: &str = "my-app-namespace";
@@ -496,4 +496,142 @@ async fn stops_serving_when_dropped() {
     drop(agent);
     let r = client().get(&uri).send().await;
     assert!(r.is_err());
+}
+
+#[tokio::test]
+async fn bad_bodies_plain_text_cut_off_and_oversized() {
+    let agent = FakeAgent::builder()
+        .association(NS, SA, ROLE)
+        .faults(FaultPlan::script([
+            Fault::Body(BadBody::PlainText),
+            Fault::Body(BadBody::CutOff),
+            Fault::Body(BadBody::Oversized(1 << 20)),
+        ]))
+        .start()
+        .await
+        .unwrap();
+    let tok = token::mint(NS, SA);
+
+    let (s, ct, b) = get(&agent, Some(&tok)).await;
+    assert_eq!(
+        (s, ct.as_str(), b.as_str()),
+        (200, "text/plain; charset=utf-8", PLAIN_TEXT_BODY)
+    );
+
+    // Headers promise more than arrives: the status is read, the body fails.
+    let r = client()
+        .get(agent.uri())
+        .header("authorization", &tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let promised = r.content_length().expect("Content-Length announced");
+    let body = r.bytes().await;
+    assert!(body.is_err(), "a cut-off body must fail to read: {body:?}");
+
+    let r = client()
+        .get(agent.uri())
+        .header("authorization", &tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.content_length(), Some(1 << 20));
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(v.get("AccessKeyId").is_none(), "no credentials in it");
+
+    // Script consumed: normal again.
+    assert_eq!(get(&agent, Some(&tok)).await.0, 200);
+    let st = agent.stats();
+    let faults: Vec<_> = st.log.iter().map(|r| r.fault).collect();
+    assert_eq!(
+        faults,
+        [
+            Some("plain_text_body"),
+            Some("cut_off_body"),
+            Some("oversized_body"),
+            None
+        ]
+    );
+    assert!(promised > 100, "a whole document announced: {promised}");
+    // Only the real credentials answer carries an expiration.
+    let exps: Vec<bool> = st.log.iter().map(|r| r.expiration.is_some()).collect();
+    assert_eq!(exps, [false, false, false, true]);
+}
+
+#[tokio::test]
+async fn upstream_errors_have_the_agents_shape() {
+    let f = Fault::expired_token_exception();
+    let Fault::Status(400, body) = &f else {
+        panic!("{f:?}")
+    };
+    // [<uuid>]: (ExpiredTokenException): <message>, fault: client
+    let (id, rest) = body.strip_prefix('[').unwrap().split_once("]: ").unwrap();
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(
+        rest,
+        "(ExpiredTokenException): The specified Kubernetes service account token is expired., fault: client"
+    );
+    let agent = FakeAgent::builder()
+        .association(NS, SA, ROLE)
+        .faults(FaultPlan::script([f.clone()]))
+        .start()
+        .await
+        .unwrap();
+    let (s, ct, b) = get(&agent, Some(&token::mint(NS, SA))).await;
+    assert_eq!((s, ct.as_str()), (400, "text/plain; charset=utf-8"));
+    assert_eq!(b, format!("{body}\n"));
+}
+
+#[tokio::test]
+async fn expired_token_hook_runs_before_the_400() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let agent = FakeAgent::builder()
+        .association(NS, SA, ROLE)
+        .on_expired_token(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+        })
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(get(&agent, Some(&token::mint(NS, SA))).await.0, 200);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "not called for a valid token"
+    );
+    let (s, _, b) = get(&agent, Some(&token::mint_expired(NS, SA))).await;
+    // The hook ran before the answer was sent: it is visible once we have it.
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!((s, b.as_str()), (400, format!("{MSG_EXPIRED}\n").as_str()));
+}
+
+#[tokio::test]
+async fn log_records_the_expiration_served() {
+    let agent = FakeAgent::builder()
+        .association(NS, SA, ROLE)
+        .faults(FaultPlan::script([Fault::ExpiredCredentials]))
+        .start()
+        .await
+        .unwrap();
+    let tok = token::mint(NS, SA);
+    let parse = |b: &str| {
+        let v: serde_json::Value = serde_json::from_str(b).unwrap();
+        SystemTime::from(
+            time::OffsetDateTime::parse(
+                v["Expiration"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap(),
+        )
+    };
+    let expired = parse(&get(&agent, Some(&tok)).await.2);
+    let fresh = parse(&get(&agent, Some(&tok)).await.2);
+    let st = agent.stats();
+    assert_eq!(st.log[0].expiration, Some(expired));
+    assert_eq!(st.log[0].fault, Some("expired_credentials"));
+    assert_eq!(st.log[1].expiration, Some(fresh));
+    assert!(expired < SystemTime::now() && fresh > SystemTime::now());
 }
