@@ -1,7 +1,7 @@
 //! When to refresh: the advisory and mandatory windows, as pure functions.
 //!
 //! ```text
-//!   fetched                      exp-A     exp-A/2        exp-M   exp
+//!   fetched                      exp-A  exp-(A+M)/2      exp-M   exp
 //!     |---------------------------|=====R=====|-------------|#####|
 //!                                 background refresh at R,   callers wait
 //!                                 drawn uniformly (jitter)   only here (M)
@@ -159,7 +159,7 @@ impl RefreshPolicy {
     }
 
     /// The instant of the proactive refresh: uniform in
-    /// `[exp − A, exp − A/2]`, or `exp − A` without jitter.
+    /// `[exp − A, exp − (A+M)/2]` (M the mandatory window for this lifetime), or `exp − A` without jitter.
     pub(crate) fn refresh_at(
         &self,
         expiration: SystemTime,
@@ -167,8 +167,15 @@ impl RefreshPolicy {
         rng: &dyn RandomSource,
     ) -> SystemTime {
         let a = advisory_window(lifetime);
+        // The latest instant is halfway between the advisory window's start
+        // and the mandatory window's, not `exp − A/2`: for short lifetimes
+        // `A/2` equals `M` (20 s credentials: A = 10 s, M = 5 s), so a late
+        // draw plus the fetch's own latency would land inside the mandatory
+        // window and make callers wait. Halfway keeps `(A − M)/2` for the
+        // fetch and its retries; for long lifetimes it is close to `A/2`.
+        let m = self.mandatory_window_for(lifetime).min(a);
         let lead = if self.jitter {
-            uniform(rng, a / 2, a)
+            uniform(rng, (a + m) / 2, a)
         } else {
             a
         };
@@ -252,14 +259,15 @@ mod tests {
         let p = RefreshPolicy::default();
         let rng = FastRandom::seeded(42);
         let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        for lifetime_min in [15u64, 60, 360] {
-            let lifetime = Duration::from_secs(lifetime_min * 60);
+        for lifetime_secs in [4u64, 20, 90, 15 * 60, 3600, 6 * 3600] {
+            let lifetime = Duration::from_secs(lifetime_secs);
             let a = advisory_window(lifetime);
             let draws: Vec<_> = (0..10_000)
                 .map(|_| p.refresh_at(exp, lifetime, &rng))
                 .collect();
+            let m = p.mandatory_window_for(lifetime);
             let lo = exp - a;
-            let hi = exp - a / 2;
+            let hi = exp - (a + m) / 2;
             assert!(draws.iter().all(|t| *t >= lo && *t <= hi));
             // Spread: each quarter of the window gets a fair share of draws.
             let span = (hi.duration_since(lo).unwrap()).as_secs_f64();
@@ -276,6 +284,30 @@ mod tests {
             fixed.refresh_at(exp, lifetime, &rng),
             exp - advisory_window(lifetime)
         );
+    }
+
+    #[test]
+    fn the_latest_refresh_leaves_room_before_the_mandatory_window() {
+        // With the old rule (latest = exp − A/2) 20 s credentials were
+        // refreshed as late as exp − 5 s = the mandatory window's start, so
+        // any fetch latency made callers wait.
+        let p = RefreshPolicy::default();
+        let rng = FastRandom::seeded(7);
+        let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        for lifetime_secs in [4u64, 20, 90, 15 * 60, 3600, 6 * 3600] {
+            let lifetime = Duration::from_secs(lifetime_secs);
+            let a = advisory_window(lifetime);
+            let m = p.mandatory_window_for(lifetime);
+            let latest = (0..10_000)
+                .map(|_| p.refresh_at(exp, lifetime, &rng))
+                .max()
+                .unwrap();
+            let room = (exp - m).duration_since(latest).unwrap();
+            assert!(
+                room >= (a - m) / 2,
+                "L = {lifetime_secs} s: only {room:?} before the mandatory window"
+            );
+        }
     }
 
     #[test]
