@@ -5,6 +5,7 @@
 use std::process::{Command, Output};
 
 use eks_pod_identity_testkit::imds::ImdsMode;
+use eks_pod_identity_testkit::port::ClosedPort;
 use eks_pod_identity_testkit::FakeImds;
 
 const POD: &[(&str, &str)] = &[
@@ -26,21 +27,40 @@ async fn doctor(args: Vec<String>, env: &'static [(&'static str, &'static str)])
     .unwrap()
 }
 
+/// `check` against `imds` with wide budgets (10 s per probe): an answer is never
+/// cut off by a slow machine, and answered runs take no longer for it.
 fn args(extra: &[&str], imds: &str) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "check",
-        "--no-ipv6",
-        "--no-sts",
-        "--probe-timeout",
-        "700ms",
-        "--connect-timeout",
-        "300ms",
-        "--imds-endpoint",
+    budget_args(
+        extra,
         imds,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        &[
+            "--timeout",
+            "20s",
+            "--probe-timeout",
+            "10s",
+            "--connect-timeout",
+            "5s",
+        ],
+    )
+}
+
+/// `check` with a 700 ms probe budget, for runs in which IMDS never answers the
+/// token PUT; pair it with an assertion that the PUT reached the fake.
+fn hang_args(extra: &[&str], imds: &str) -> Vec<String> {
+    budget_args(
+        extra,
+        imds,
+        &["--probe-timeout", "700ms", "--connect-timeout", "300ms"],
+    )
+}
+
+fn budget_args(extra: &[&str], imds: &str, budget: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["check", "--no-ipv6", "--no-sts"]
+        .iter()
+        .chain(budget)
+        .chain(&["--imds-endpoint", imds])
+        .map(|s| s.to_string())
+        .collect();
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }
@@ -56,10 +76,13 @@ fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = l.local_addr().unwrap();
-    format!("http://{a}")
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A reserved loopback port that refuses connections (held until dropped).
+fn closed_port() -> ClosedPort {
+    ClosedPort::v4().expect("reserve a loopback port")
 }
 
 /// Replaces RFC 3339 timestamps (`2026-11-27T10:00:00[.123]Z`) with `{{time}}`.
@@ -131,8 +154,15 @@ async fn protected_pod_exits_0() {
         .start()
         .await
         .unwrap();
-    let o = doctor(args(&[], &imds.endpoint()), &[]).await;
+    let o = doctor(hang_args(&[], &imds.endpoint()), &[]).await;
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    // PROTECTED because the fake held the PUT, not because the probe stalled.
+    let log = imds.stats().log;
+    assert!(
+        log.iter()
+            .any(|r| r.method == "PUT" && r.path == "/latest/api/token" && r.status.is_none()),
+        "{log:#?}"
+    );
     let text = out(&o);
     show(&text);
     assert!(
@@ -165,9 +195,21 @@ async fn could_not_run_exits_2() {
         (Some("check"), Some(2))
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("invalid IMDS endpoint"));
-    for bad in [["--timeout", "0"], ["--probe-timeout", "soon"]] {
-        let o = doctor(args(&bad, &closed_port()), &[]).await;
+    // Each is refused for its value, not as an unknown flag, and nothing runs.
+    for (bad, why) in [
+        (
+            ["--timeout", "0"],
+            "invalid value '0' for '--timeout <DURATION>': duration `0` must be greater than zero",
+        ),
+        (
+            ["--probe-timeout", "soon"],
+            "invalid value 'soon' for '--probe-timeout <DURATION>': invalid duration `soon` (use e.g. 5s or 500ms)",
+        ),
+    ] {
+        let o = doctor(budget_args(&bad, &closed_port(), &[]), &[]).await;
         assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(err(&o).contains(why), "{bad:?}: {}", err(&o));
+        assert!(out(&o).is_empty(), "{bad:?}: {}", out(&o));
     }
 }
 
@@ -182,7 +224,12 @@ async fn json_output_matches_the_check_schema_snapshot() {
         "/tests/fixtures/snapshots/check.json"
     );
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        // Never compare with what was just written: rewrite, then fail, so the
+        // new snapshot is reviewed (git diff) and checked by a second run.
         std::fs::write(path, got.replace(env!("CARGO_PKG_VERSION"), "{{version}}")).unwrap();
+        panic!(
+            "UPDATE_SNAPSHOTS: rewrote {path}; review the diff and rerun without UPDATE_SNAPSHOTS"
+        );
     }
     let expected = std::fs::read_to_string(path)
         .unwrap()

@@ -32,10 +32,79 @@ async fn static_keys_shadow_pod_identity_and_are_not_printed() {
     .await;
     let f = finding(&report, "EPI-ENV-001");
     assert_eq!(f.severity, Severity::High);
-    assert!(f.evidence.contains("AKIA…"), "{}", f.evidence);
+    assert_eq!(
+        f.evidence,
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY set (AWS_ACCESS_KEY_ID AKIA…)"
+    );
     let out = eks_pod_identity_doctor::output::json::render(&report, Severity::High);
     assert!(!out.contains("AKIAIOSFODNN7EXAMPLE") && !out.contains("wJalrXUtnFEMI"));
     assert_eq!(report.verdict(Severity::High), Verdict::Misconfigured);
+}
+
+#[tokio::test]
+async fn each_static_key_variable_is_detected_on_its_own() {
+    // A secret key (or session token) left in the env without its key id is
+    // still a shadowing leftover: detected by name, never printed.
+    for (var, value) in [
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        ("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjEXAMPLETOKEN"),
+        ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+    ] {
+        let imds = closed_port();
+        let report = check(&options(&[(var, value)], &imds)).await;
+        let f = finding(&report, "EPI-ENV-001");
+        assert!(
+            f.evidence.starts_with(&format!("{var} set")),
+            "{var}: {}",
+            f.evidence
+        );
+        assert_eq!(
+            probe(&report, "env-shadowing").outcomes,
+            ["static_keys"],
+            "{var}"
+        );
+        let out = eks_pod_identity_doctor::output::json::render(&report, Severity::High);
+        assert!(!out.contains(value), "{var}'s value is printed");
+    }
+}
+
+#[tokio::test]
+async fn shared_files_without_credentials_shadow_nothing() {
+    // EPI-ENV-003's negative case: HOME is set and both shared files exist, but
+    // their [default] sections only set a region and an output format.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        "[default]\nregion = us-west-2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[default]\nregion = us-west-2\noutput = json\n",
+    )
+    .unwrap();
+    let h = home.path().display().to_string();
+    let imds = closed_port();
+    let report = check(&options(&[("HOME", h.as_str())], &imds)).await;
+    assert!(
+        ids_at(&report, "env-shadowing").is_empty(),
+        "{:#?}",
+        report.findings()
+    );
+    assert_eq!(probe(&report, "env-shadowing").outcomes, ["none"]);
+
+    // The same HOME with a key in [default] is found: the files are read.
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        "[default]\nregion = us-west-2\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n",
+    )
+    .unwrap();
+    let report = check(&options(&[("HOME", h.as_str())], &imds)).await;
+    assert_eq!(ids_at(&report, "env-shadowing"), ["EPI-ENV-003"]);
 }
 
 #[tokio::test]
@@ -210,9 +279,10 @@ async fn identity_unverified_when_sts_is_off_or_unreachable() {
     );
     assert!(f.evidence.contains("--no-sts"), "{}", f.evidence);
 
+    let closed_sts = closed_port();
     let mut opts = options(&env, &imds.endpoint());
     opts.sts = true;
-    opts.sts_endpoint = Some(closed_port());
+    opts.sts_endpoint = Some(closed_sts.url().to_owned());
     let report = check(&opts).await;
     let f = finding(&report, "EPI-ID-004");
     assert!(f.evidence.contains("GetCallerIdentity"), "{}", f.evidence);

@@ -226,6 +226,23 @@ fn assert_unanswered(run: &Run, probe: &str) {
     assert_eq!(run.status(probe), "protected");
 }
 
+/// The pod's "unanswered" PUTs (IPv4 and IPv6) reached IMDS, which answered them
+/// with a hop limit of 1: the answers died in the node's forwarding, the probe
+/// did not stall on the way (the 1 s budget cannot fake a PROTECTED).
+fn assert_puts_answered_with_hop_limit_1(node: &EksNode, puts_before: u64) {
+    let st = node.imds().stats();
+    assert!(
+        st.token_puts >= puts_before + 2,
+        "IMDS answered {} token PUTs during the run, expected the pod's IPv4 and IPv6 ones",
+        st.token_puts - puts_before
+    );
+    assert!(
+        st.put_hop_limits.iter().all(|h| *h == 1),
+        "{:?}",
+        st.put_hop_limits
+    );
+}
+
 fn assert_agent_ok(run: &Run) {
     assert_eq!(run.ids("pod-identity-env"), Vec::<String>::new());
     assert_eq!(run.outcomes("pod-identity-env"), ["configured"]);
@@ -251,6 +268,7 @@ fn hop_limit_1_protects_the_pod_but_not_a_host_network_process() {
     };
 
     // An ordinary pod with a pod identity association.
+    let puts = node.imds().stats().token_puts;
     let pod = doctor(
         &node,
         Netns::Pod,
@@ -259,6 +277,7 @@ fn hop_limit_1_protects_the_pod_but_not_a_host_network_process() {
     );
     assert_unanswered(&pod, "imds-ipv4");
     assert_unanswered(&pod, "imds-ipv6");
+    assert_puts_answered_with_hop_limit_1(&node, puts);
     assert_eq!(
         pod.probe("imds-ipv6")["target"],
         "http://[fd00:ec2::254]",
@@ -285,6 +304,7 @@ fn hop_limit_1_protects_the_pod_but_not_a_host_network_process() {
     assert_eq!(host.code, 1);
 
     // An ordinary pod without a pod identity association.
+    let puts = node.imds().stats().token_puts;
     let bare = doctor(
         &node,
         Netns::Pod,
@@ -292,6 +312,7 @@ fn hop_limit_1_protects_the_pod_but_not_a_host_network_process() {
         &args(FAST, &["--no-sts"]),
     );
     assert_unanswered(&bare, "imds-ipv4");
+    assert_puts_answered_with_hop_limit_1(&node, puts);
     assert_eq!(
         bare.ids("pod-identity-env"),
         ["EPI-PI-001"],

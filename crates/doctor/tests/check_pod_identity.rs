@@ -1,4 +1,8 @@
-//! Pod Identity probes: env, token file, agent (FakeAgent + minted tokens).
+//! Pod Identity probes: env, token file or value, agent. Against the testkit's
+//! FakeAgent and minted tokens, and against raw listeners answering with the
+//! real agent's error texts (github.com/aws/eks-pod-identity-agent, files cited
+//! at each case) and tokens shaped like real projected tokens
+//! ([`real_shaped_token`]).
 
 mod check_support;
 
@@ -36,16 +40,36 @@ fn token_file(contents: &str) -> Pod {
     }
 }
 
+fn pod_env<'a>(uri: &'a str, token_path: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("KUBERNETES_SERVICE_HOST", "10.100.0.1"),
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_path),
+    ]
+}
+
 async fn run_with(uri: &str, token_path: &str) -> eks_pod_identity_doctor::Report {
-    check(&options(
-        &[
-            ("KUBERNETES_SERVICE_HOST", "10.100.0.1"),
-            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri),
-            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_path),
-        ],
-        &closed_port(),
-    ))
-    .await
+    let imds = closed_port();
+    check(&options(&pod_env(uri, token_path), &imds)).await
+}
+
+/// Everything the report prints, human and JSON.
+fn printed(report: &eks_pod_identity_doctor::Report) -> String {
+    json::render(report, Severity::High)
+        + &eks_pod_identity_doctor::output::human::render(report, Severity::High)
+}
+
+/// Panics if any 12-character piece of `secret` appears in `out`: a truncated
+/// or partly redacted token is still a leak.
+fn assert_no_piece_of(secret: &str, out: &str) {
+    let b = secret.as_bytes();
+    for i in 0..b.len().saturating_sub(12) {
+        let piece = &secret[i..i + 12];
+        assert!(
+            !out.contains(piece),
+            "a piece of the token ({piece}) is printed:\n{out}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -206,7 +230,8 @@ async fn disallowed_hosts_are_reported() {
 async fn unreachable_and_failing_agents() {
     let jwt = token::mint(NS, SA);
     let pod = token_file(&jwt);
-    let refused = format!("{}/v1/credentials", closed_port());
+    let closed = closed_port();
+    let refused = format!("{}/v1/credentials", closed.url());
     let report = run_with(&refused, &pod.token_path).await;
     assert!(finding(&report, "EPI-PI-008")
         .evidence
@@ -216,14 +241,25 @@ async fn unreachable_and_failing_agents() {
         ["agent_unreachable"]
     );
 
-    let (addr, _task) = accept_and_hold().await;
-    let report = run_with(&format!("http://{addr}/v1/credentials"), &pod.token_path).await;
+    let held = accept_and_hold().await;
+    let uri = format!("{}/v1/credentials", held.url());
+    let imds = closed_port();
+    let report = check(&hang_options(&pod_env(&uri, &pod.token_path), &imds)).await;
     assert!(finding(&report, "EPI-PI-008")
         .evidence
         .contains("no answer"));
     assert_eq!(
         probe(&report, "pod-identity-agent").outcomes,
         ["agent_no_answer"]
+    );
+    // It is "no answer" because the request arrived and was not answered, not
+    // because the probe stalled before sending it.
+    assert!(
+        held.requests()
+            .iter()
+            .any(|r| r == "GET /v1/credentials HTTP/1.1"),
+        "{:?}",
+        held.requests()
     );
 
     // No association for this service account: the agent's 404 text is shown.
@@ -249,4 +285,173 @@ async fn custom_audience_token_builder_round_trip() {
     let c = eks_pod_identity_doctor::check::pod_identity::decode_claims(&jwt).unwrap();
     assert_eq!(c.aud, ["sts.amazonaws.com", "pods.eks.amazonaws.com"]);
     assert!(c.exp.is_some());
+}
+
+#[tokio::test]
+async fn a_token_shaped_like_a_real_one_gets_credentials_and_is_never_printed() {
+    let agent = agent().await;
+    let jwt = real_shaped_token(NS, SA, 86_400);
+    assert!(jwt.len() > 1000, "{}", jwt.len());
+    let pod = token_file(&format!("{jwt}\n"));
+    let report = run_with(&agent.uri(), &pod.token_path).await;
+    assert_eq!(
+        probe(&report, "pod-identity-token").outcomes,
+        ["token_valid"]
+    );
+    assert_eq!(probe(&report, "pod-identity-agent").outcomes, ["agent_ok"]);
+    assert_no_piece_of(&jwt, &printed(&report));
+}
+
+#[tokio::test]
+async fn a_token_given_as_a_value_is_checked_sent_and_never_printed() {
+    let agent = agent().await;
+    let jwt = real_shaped_token(NS, SA, 86_400);
+    let uri = agent.uri();
+    let imds = closed_port();
+    let report = check(&options(
+        &[
+            ("KUBERNETES_SERVICE_HOST", "10.100.0.1"),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", jwt.as_str()),
+        ],
+        &imds,
+    ))
+    .await;
+    let t = probe(&report, "pod-identity-token");
+    assert_eq!(t.outcomes, ["token_valid"]);
+    assert!(
+        t.detail.starts_with(
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN: system:serviceaccount:my-app-namespace:my-app-sa"
+        ),
+        "{}",
+        t.detail
+    );
+    assert_eq!(t.target, None, "a value has no file to show");
+    assert_eq!(probe(&report, "pod-identity-agent").outcomes, ["agent_ok"]);
+    // The agent probe sent exactly this token (and the chain did too).
+    assert_eq!(agent.stats().status(200), 2);
+    assert_no_piece_of(&jwt, &printed(&report));
+
+    // A malformed value is reported by variable name, not by value.
+    let report = check(&options(
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "not-a-jwt-but-secret"),
+        ],
+        &imds,
+    ))
+    .await;
+    let f = finding(&report, "EPI-PI-005");
+    assert!(
+        f.evidence
+            .starts_with("AWS_CONTAINER_AUTHORIZATION_TOKEN: not a JWT"),
+        "{}",
+        f.evidence
+    );
+    assert!(!printed(&report).contains("not-a-jwt-but-secret"));
+}
+
+#[tokio::test]
+async fn an_agent_that_echoes_the_token_never_gets_it_printed() {
+    // A misbehaving agent (or a proxy in front of it) that puts the
+    // Authorization header in its error text, in the real agent's error format
+    // ("Service account token cannot be parsed: <jwt error>",
+    // internal/validation/request.go in aws/eks-pod-identity-agent).
+    let (addr, _task) = answer_by(|head| {
+        let token = header_of(head, "Authorization").unwrap_or_default();
+        go_http_error(
+            400,
+            "Bad Request",
+            &format!("Service account token cannot be parsed: token is malformed: {token}"),
+        )
+    })
+    .await;
+    let jwt = real_shaped_token(NS, SA, 86_400);
+    let pod = token_file(&jwt);
+    let report = run_with(&format!("http://{addr}/v1/credentials"), &pod.token_path).await;
+    let f = finding(&report, "EPI-PI-009");
+    assert_eq!(
+        f.evidence,
+        "HTTP 400: Service account token cannot be parsed: token is malformed: <token>"
+    );
+    assert_no_piece_of(&jwt, &printed(&report));
+}
+
+#[tokio::test]
+async fn the_real_agents_error_texts_are_shown_verbatim() {
+    // Each (status, message) as aws/eks-pod-identity-agent writes it.
+    let cases: &[(u16, &str, &str)] = &[
+        // internal/validation/request.go (validateToken), jwt v5 error text.
+        (
+            400,
+            "Bad Request",
+            "Service account token cannot be parsed: token is malformed: token contains an invalid number of segments",
+        ),
+        (
+            400,
+            "Bad Request",
+            "Service account token failed basic claim validations: token has invalid claims: token is expired",
+        ),
+        // pkg/errors/errors.go (AccessDeniedError) + request.go (validateRequestTargetHost).
+        (
+            403,
+            "Forbidden",
+            "Access Denied. Called agent through invalid address, please use either [169.254.170.23 fd00:ec2::23] address not 127.0.0.1",
+        ),
+        // pkg/errors/errors.go (HandleCredentialFetchingError): "[<request id>]: (<code>): <message>, fault: <fault>".
+        (
+            400,
+            "Bad Request",
+            "[7f1b9a52-0c3e-4d8a-b6f1-2e9d0c4a7b35]: (ExpiredTokenException): The service account token has expired., fault: client",
+        ),
+        (
+            404,
+            "Not Found",
+            "[0c9e1d2a-6b7f-4a3e-9d5c-8f2b1a0e6d47]: (ResourceNotFoundException): No Pod Identity Association found for the service account., fault: client",
+        ),
+        // internal/middleware/rate_limiter/rate_limiter.go.
+        (429, "Too Many Requests", "Too Many Requests"),
+    ];
+    let jwt = real_shaped_token(NS, SA, 86_400);
+    let pod = token_file(&jwt);
+    for (status, reason, msg) in cases {
+        let (addr, _task) = answer_with(go_http_error(*status, reason, msg)).await;
+        let report = run_with(&format!("http://{addr}/v1/credentials"), &pod.token_path).await;
+        let f = finding(&report, "EPI-PI-009");
+        assert_eq!(f.evidence, format!("HTTP {status}: {msg}"));
+        let a = probe(&report, "pod-identity-agent");
+        assert_eq!(
+            (a.status, a.outcomes.as_slice()),
+            (ProbeStatus::Misconfigured, &["agent_error".to_owned()][..]),
+            "{msg}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn host_names_are_resolved_and_checked() {
+    // `localhost` resolves to loopback: allowed, and the agent is reached.
+    let agent = agent().await;
+    let uri = format!("http://localhost:{}/v1/credentials", agent.addr().port());
+    let jwt = token::mint(NS, SA);
+    let pod = token_file(&jwt);
+    let report = run_with(&uri, &pod.token_path).await;
+    let env = probe(&report, "pod-identity-env");
+    assert_eq!(env.outcomes, ["configured"], "{}", env.detail);
+    assert_eq!(probe(&report, "pod-identity-agent").outcomes, ["agent_ok"]);
+
+    // A name that cannot resolve (RFC 2606 `.invalid`): the endpoint is invalid,
+    // the agent is not called.
+    let report = run_with("http://agent.invalid/v1/credentials", &pod.token_path).await;
+    let f = finding(&report, "EPI-PI-002");
+    assert!(
+        f.evidence
+            .starts_with("AWS_CONTAINER_CREDENTIALS_FULL_URI=http://agent.invalid/v1/credentials: cannot resolve host: agent.invalid"),
+        "{}",
+        f.evidence
+    );
+    assert_eq!(
+        probe(&report, "pod-identity-agent").status,
+        ProbeStatus::Skipped
+    );
 }

@@ -145,5 +145,40 @@ fn help_version_and_rules_exit_0() {
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
-    assert!(ids.contains(&"EPI-TF-003") && ids.contains(&"EPI-K8S-001"));
+    // Every rule defined in the rules table, no more, no less.
+    let mut want = defined_rule_ids();
+    want.sort_unstable();
+    let mut got = ids.clone();
+    got.sort_unstable();
+    assert_eq!(got, want);
+    assert!(want.len() >= 46, "{want:?}");
+
+    // The text listing names each of them too.
+    let o = doctor(&["rules"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    for id in &want {
+        assert!(
+            text.lines().any(|l| l.split_whitespace().any(|w| w == *id)),
+            "{id} missing from `rules`:\n{text}"
+        );
+    }
+}
+
+/// The `id: "EPI-…"` of every `Rule` in the source's rules table.
+fn defined_rule_ids() -> Vec<&'static str> {
+    let src = include_str!("../src/rules.rs");
+    let ids: Vec<&str> = src
+        .match_indices("id: \"EPI-")
+        .map(|(i, m)| {
+            let start = i + m.len() - "EPI-".len();
+            let len = src[start..].find('"').expect("closing quote");
+            &src[start..start + len]
+        })
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "duplicate rule id in rules.rs");
+    ids
 }

@@ -90,6 +90,11 @@ pub struct ImdsStats {
     pub in_flight: u64,
     /// Every request in arrival order.
     pub log: Vec<ImdsRecord>,
+    /// For each answered token PUT, the hop limit (`IP_TTL` / `IPV6_UNICAST_HOPS`)
+    /// read back with `getsockopt` from the accepted socket just before the answer:
+    /// what the answer's packets leave with (the kernel default, usually 64, when
+    /// no [`FakeImdsBuilder::hop_limit`] is set).
+    pub put_hop_limits: Vec<u32>,
 }
 
 impl ImdsStats {
@@ -476,6 +481,18 @@ fn set_hops(sock: &std::net::TcpStream, hops: u32) {
     }
 }
 
+/// The socket's current hop limit, read back from the kernel.
+fn hops_of(sock: &std::net::TcpStream) -> Option<u32> {
+    let v6 = sock.local_addr().map(|a| a.is_ipv6()).unwrap_or(false);
+    let res = if v6 {
+        socket2::SockRef::from(sock).unicast_hops_v6()
+    } else {
+        sock.ttl()
+    };
+    res.map_err(|e| tracing::warn!(error = %e, "fake IMDS: cannot read the hop limit"))
+        .ok()
+}
+
 fn token_value() -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     (0..56)
@@ -535,9 +552,13 @@ async fn respond(shared: &Shared, req: &ReqInfo, conn: &ConnInfo) -> Outcome {
         };
         let token = token_value();
         lock(&shared.tokens).insert(token.clone(), Instant::now() + ttl);
-        lock(&shared.stats).token_puts += 1;
         if let Some(h) = hops {
             set_hops(&conn.socket, h);
+        }
+        {
+            let mut st = lock(&shared.stats);
+            st.token_puts += 1;
+            st.put_hop_limits.extend(hops_of(&conn.socket));
         }
         let mut resp = server::raw(200, "text/plain", token);
         if !omit {

@@ -33,7 +33,8 @@
 //!
 //! Tests that need moto should use [`MotoStack::start_or_skip`]: it skips with a
 //! printed reason when `moto_server` is not installed, except under `CI=true`, where
-//! it fails.
+//! it fails. Every skip goes through [`skip::skip`], which also counts it for
+//! `scripts/test.sh`'s summary.
 
 pub mod agent;
 pub mod creds;
@@ -41,7 +42,9 @@ pub mod fault;
 pub mod imds;
 #[cfg(target_os = "linux")]
 pub mod netns;
+pub mod port;
 mod server;
+pub mod skip;
 pub mod stack;
 pub mod timefmt;
 pub mod token;

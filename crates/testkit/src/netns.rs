@@ -46,6 +46,7 @@ use crate::agent::REAL_AGENT_HOSTS;
 use crate::creds::Minter;
 use crate::fault::FaultPlan;
 use crate::imds::{ImdsMode, DEFAULT_ROLE_NAME};
+use crate::skip::{self, Need};
 use crate::stack::{self, StackError, DEFAULT_NAMESPACE, DEFAULT_SERVICE_ACCOUNT, REGION};
 use crate::{token, FakeAgent, FakeImds, MotoStack};
 
@@ -182,8 +183,7 @@ pub enum NetnsError {
 /// Why a test would be skipped (`None`: it must run). Only when not root and `CI`
 /// is not `true`.
 pub fn skip_reason() -> Option<String> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    if rustix::process::geteuid().is_root() || ci {
+    if rustix::process::geteuid().is_root() || skip::ci() {
         None
     } else {
         Some(NetnsError::NotRoot.to_string())
@@ -312,20 +312,19 @@ impl EksNodeBuilder {
         Ok(node)
     }
 
-    /// For tests: starts the node, or returns `None` after printing why `test` is
-    /// skipped — only when not root and `CI` is not `true`, or (with moto) when
+    /// For tests: starts the node, or returns `None` after skipping `test`
+    /// ([`skip::skip`]: printed and counted) — only when not root and `CI` is not `true`, or (with moto) when
     /// `moto_server` is not installed and `CI` is not `true`. Panics on any other
     /// failure, and under `CI=true` on every failure.
     pub fn start_or_skip(self, test: &str) -> Option<EksNode> {
         if let Some(why) = skip_reason() {
-            eprintln!("SKIPPED {test}: {why}");
+            skip::skip(test, Need::Root, &why);
             return None;
         }
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
         match self.start() {
             Ok(n) => Some(n),
-            Err(e @ NetnsError::Moto(StackError::NotFound { .. })) if !ci => {
-                eprintln!("SKIPPED {test}: {e}");
+            Err(e @ NetnsError::Moto(StackError::NotFound { .. })) if !skip::ci() => {
+                skip::skip(test, Need::Moto, &e.to_string());
                 None
             }
             Err(e) => panic!("{test}: cannot set up the emulated EKS node: {e}"),

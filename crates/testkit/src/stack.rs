@@ -12,7 +12,7 @@
 //!
 //! The process is killed by its own PID when the stack is dropped.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -73,13 +73,15 @@ pub enum StackError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// No free port / bind failure.
-    #[error("cannot find a free port on {host}: {source}")]
+    /// moto could not bind its port (with a fixed [`MotoStackBuilder::port`] in use).
+    #[error("moto_server could not listen on {host}:{port}; its log ends with:\n{log}")]
     Port {
         /// The bind host.
         host: IpAddr,
-        /// The OS error.
-        source: std::io::Error,
+        /// The port asked for (0: any).
+        port: u16,
+        /// Tail of its output.
+        log: String,
     },
     /// The process exited before being ready.
     #[error("moto_server exited before becoming ready ({status}); its log ends with:\n{log}")]
@@ -159,7 +161,8 @@ impl MotoStackBuilder {
         self
     }
 
-    /// A fixed port (default: a free one).
+    /// A fixed port (default: one moto's own listener picks, port 0, so no other
+    /// process can take it between choosing and binding).
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
         self
@@ -183,26 +186,10 @@ impl MotoStackBuilder {
             Some(p) => p,
             None => find_moto_server()?,
         };
-        let mut last_err = None;
-        // A free port can be taken between our probe and moto's bind: retry a little.
-        for _ in 0..3 {
-            let port = match self.port {
-                Some(p) => p,
-                None => free_port(self.host)?,
-            };
-            match spawn(&path, self.host, port, self.ready_timeout).await {
-                Ok(mut stack) => {
-                    stack.seed().await?;
-                    return Ok(stack);
-                }
-                Err(e @ StackError::Exited { .. }) if self.port.is_none() => last_err = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last_err.unwrap_or(StackError::Seed {
-            step: "start".into(),
-            detail: "unreachable".into(),
-        }))
+        let port = self.port.unwrap_or(0);
+        let mut stack = spawn(&path, self.host, port, self.ready_timeout).await?;
+        stack.seed().await?;
+        Ok(stack)
     }
 }
 
@@ -275,12 +262,38 @@ pub fn find_moto_server() -> Result<PathBuf, StackError> {
     Err(StackError::NotFound { tried })
 }
 
-fn free_port(host: IpAddr) -> Result<u16, StackError> {
-    TcpListener::bind((host, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|source| StackError::Port { host, source })
+/// The port in werkzeug's startup line ` * Running on http://127.0.0.1:PORT`
+/// (printed once its socket listens; with port 0 it names the port it got).
+fn listening_port(log: &str) -> Option<u16> {
+    log.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("* Running on http://")?;
+        let port = rest.split_whitespace().next()?.rsplit_once(':')?.1;
+        port.parse().ok()
+    })
 }
+
+/// Whether `GET /moto-api/data.json` answered like moto: 200 and a JSON object
+/// (its backends' state). Any other server on the port does not pass.
+async fn is_moto(http: &reqwest::Client, endpoint: &str) -> bool {
+    let Ok(r) = http
+        .get(format!("{endpoint}/moto-api/data.json"))
+        .timeout(Duration::from_millis(2000))
+        .send()
+        .await
+    else {
+        return false;
+    };
+    if r.status() != reqwest::StatusCode::OK {
+        return false;
+    }
+    r.bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.is_object())
+}
+
+static LOG_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 fn tail(path: &Path) -> String {
     let s = std::fs::read_to_string(path).unwrap_or_default();
@@ -295,8 +308,9 @@ async fn spawn(
     timeout: Duration,
 ) -> Result<MotoStack, StackError> {
     let log = std::env::temp_dir().join(format!(
-        "eks-pod-identity-moto-{}-{port}.log",
-        std::process::id()
+        "eks-pod-identity-moto-{}-{}.log",
+        std::process::id(),
+        LOG_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let log_file = std::fs::File::create(&log).map_err(|source| StackError::Spawn {
         path: log.clone(),
@@ -320,6 +334,41 @@ async fn spawn(
             path: path.to_owned(),
             source,
         })?;
+    let mut child = child;
+    let deadline = Instant::now() + timeout;
+    // moto binds the port itself (0: the kernel picks) and logs it once listening.
+    let port = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log_tail = tail(&log);
+            let _ = std::fs::remove_file(&log);
+            return Err(if log_tail.contains("in use") {
+                StackError::Port {
+                    host,
+                    port,
+                    log: log_tail,
+                }
+            } else {
+                StackError::Exited {
+                    status: status.to_string(),
+                    log: log_tail,
+                }
+            });
+        }
+        if let Some(p) = listening_port(&std::fs::read_to_string(&log).unwrap_or_default()) {
+            break p;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.start_kill();
+            let log_tail = tail(&log);
+            let _ = std::fs::remove_file(&log);
+            return Err(StackError::NotReady {
+                endpoint: format!("{host}:{port} (no startup line yet)"),
+                timeout,
+                log: log_tail,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let connect_ip = if host.is_unspecified() {
         match host {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -353,7 +402,6 @@ async fn spawn(
         },
         http,
     };
-    let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = stack.child.try_wait() {
             return Err(StackError::Exited {
@@ -361,18 +409,12 @@ async fn spawn(
                 log: tail(&stack.log),
             });
         }
-        let probe = stack
-            .http
-            .get(format!("{}/moto-api/", stack.endpoint))
-            .timeout(Duration::from_millis(500))
-            .send()
-            .await;
-        if probe.is_ok() {
+        if is_moto(&stack.http, &stack.endpoint).await {
             return Ok(stack);
         }
         if Instant::now() >= deadline {
             return Err(StackError::NotReady {
-                endpoint: stack.endpoint.clone(),
+                endpoint: format!("{}/moto-api/data.json", stack.endpoint),
                 timeout,
                 log: tail(&stack.log),
             });
@@ -452,15 +494,14 @@ impl MotoStack {
     }
 
     /// For tests: starts the stack, or — when `moto_server` is not installed and
-    /// `CI` is not `true` — prints why `test` is skipped and returns `None`.
+    /// `CI` is not `true` — skips `test` ([`crate::skip::skip`]: printed and
+    /// counted) and returns `None`.
     /// Panics on any other failure, and under `CI=true` on a missing moto too.
     pub async fn start_or_skip(test: &str) -> Option<Self> {
         match Self::start().await {
             Ok(s) => Some(s),
-            Err(e @ StackError::NotFound { .. })
-                if std::env::var("CI").map(|v| v != "true").unwrap_or(true) =>
-            {
-                eprintln!("SKIPPED {test}: {e}");
+            Err(e @ StackError::NotFound { .. }) if !crate::skip::ci() => {
+                crate::skip::skip(test, crate::skip::Need::Moto, &e.to_string());
                 None
             }
             Err(e) => panic!("{test}: cannot start the moto stack: {e}"),
@@ -725,6 +766,15 @@ mod tests {
             Some("AK")
         );
         assert_eq!(xml_field("<a/>", "x"), None);
+    }
+
+    #[test]
+    fn finds_the_port_moto_listens_on() {
+        let log = "WARNING: This is a development server.\n * Running on http://127.0.0.1:43781\nPress CTRL+C to quit\n";
+        assert_eq!(listening_port(log), Some(43781));
+        let all = " * Running on all addresses (0.0.0.0)\n * Running on http://127.0.0.1:5123\n * Running on http://10.0.0.5:5123\n";
+        assert_eq!(listening_port(all), Some(5123));
+        assert_eq!(listening_port("Starting...\n"), None);
     }
 
     #[test]

@@ -298,9 +298,10 @@ async fn fault_script_of_5xx() {
 
 #[tokio::test]
 async fn hop_limit_is_applied_to_the_accepted_socket() {
-    // On loopback nothing decrements the TTL, so the answer arrives; this checks the
-    // socket option is accepted on v4 and v6 sockets (the namespace tests check the
-    // effect on real forwarding).
+    // On loopback nothing decrements the TTL, so the answer arrives whatever the
+    // hop limit: what can be checked here is the socket option itself, read back
+    // from the kernel (getsockopt) on the v4 and v6 sockets. The namespace tests
+    // (tests/netns.rs) check its effect on real forwarding.
     let imds = FakeImds::builder()
         .bind("127.0.0.1:0".parse().unwrap())
         .bind("[::1]:0".parse().unwrap())
@@ -308,7 +309,7 @@ async fn hop_limit_is_applied_to_the_accepted_socket() {
         .start()
         .await
         .unwrap();
-    for a in imds.addrs() {
+    let put = |a: std::net::SocketAddr| async move {
         let url = match a {
             std::net::SocketAddr::V4(a) => format!("http://{a}/latest/api/token"),
             std::net::SocketAddr::V6(a) => {
@@ -322,9 +323,22 @@ async fn hop_limit_is_applied_to_the_accepted_socket() {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 200);
+    };
+    for a in imds.addrs() {
+        put(*a).await;
     }
+    assert_eq!(imds.stats().put_hop_limits, [1, 1]);
     imds.set_hop_limit(Some(2));
-    assert_eq!(imds.stats().token_puts, 2);
+    put(imds.addrs()[1]).await;
+    assert_eq!(imds.stats().put_hop_limits, [1, 1, 2]);
+    assert_eq!(imds.stats().token_puts, 3);
+
+    // Without a hop limit the answer keeps the kernel's default (not 1 or 2).
+    let plain = FakeImds::builder().start().await.unwrap();
+    put(plain.addr()).await;
+    let default = plain.stats().put_hop_limits;
+    assert_eq!(default.len(), 1);
+    assert!(default[0] > 2, "{default:?}");
 }
 
 #[tokio::test]

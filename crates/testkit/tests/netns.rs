@@ -9,6 +9,7 @@ use std::time::Duration;
 use eks_pod_identity_testkit::netns::{
     BlockMode, EksNode, Netns, AGENT_V4, AGENT_V6, IMDS_V4, IMDS_V6,
 };
+use eks_pod_identity_testkit::skip::{skip, Need};
 use eks_pod_identity_testkit::stack::{DEFAULT_NAMESPACE, DEFAULT_SERVICE_ACCOUNT};
 use eks_pod_identity_testkit::token;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -403,8 +404,8 @@ fn processes_run_in_the_pod_and_teardown_leaves_nothing() {
 
 #[test]
 fn teardown_runs_on_panic() {
-    if eks_pod_identity_testkit::netns::skip_reason().is_some() {
-        eprintln!("SKIPPED teardown_runs_on_panic: not root");
+    if let Some(why) = eks_pod_identity_testkit::netns::skip_reason() {
+        skip("teardown_runs_on_panic", Need::Root, &why);
         return;
     }
     let names = std::sync::Mutex::new(Vec::new());

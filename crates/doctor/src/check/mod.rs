@@ -373,32 +373,14 @@ pub async fn run_check(opts: &CheckOptions) -> Result<Report, CheckError> {
 
     let mut report = Report::new(Command::Check);
     let mut roles = Vec::new();
-    let timed_out = |name: &'static str, target: Option<String>| {
-        let mut p = Probe::new(name, target);
-        p.outcome(
-            "timeout",
-            ProbeStatus::Unknown,
-            format!("did not finish within {} ms", opts.timeout.as_millis()),
-        );
-        p
-    };
+    let timed_out =
+        |name: &'static str, target: Option<String>| timed_out_probe(name, target, opts.timeout);
 
     for (name, url, res) in [
         (PROBE_IMDS_IPV4, &v4, Some(imds4)),
         (PROBE_IMDS_IPV6, &v6, imds6),
     ] {
-        match res {
-            Some(Ok(obs)) => {
-                roles.extend(obs.role.clone());
-                obs.probe.finish(&mut report);
-            }
-            Some(Err(_)) => timed_out(name, Some(imds::display(url))).finish(&mut report),
-            None => {
-                let mut p = Probe::new(name, Some(imds::display(url)));
-                p.outcome("skipped", ProbeStatus::Skipped, "--no-ipv6");
-                p.finish(&mut report);
-            }
-        }
+        roles.extend(imds_result(name, url, res, opts.timeout).finish_with_role(&mut report));
     }
     match pi {
         Ok(obs) => obs.probes.into_iter().for_each(|p| p.finish(&mut report)),
@@ -420,6 +402,64 @@ pub async fn run_check(opts: &CheckOptions) -> Result<Report, CheckError> {
     host_network(opts).finish(&mut report);
     report.sort();
     Ok(report)
+}
+
+/// A probe still running when the whole check's budget ran out (something
+/// unbounded, such as a DNS lookup, held it): its own outcome, not a guess.
+fn timed_out_probe(name: &'static str, target: Option<String>, budget: Duration) -> Probe {
+    let mut p = Probe::new(name, target);
+    p.outcome(
+        "timeout",
+        ProbeStatus::Unknown,
+        format!("did not finish within {} ms", budget.as_millis()),
+    );
+    p
+}
+
+/// What an IMDS probe contributes: its observation, a `timeout`, or `skipped`
+/// (`None`: `--no-ipv6`).
+fn imds_result(
+    name: &'static str,
+    url: &Url,
+    res: Option<Result<imds::ImdsObservation, tokio::time::error::Elapsed>>,
+    budget: Duration,
+) -> imds::ImdsObservation {
+    match res {
+        Some(Ok(obs)) => obs,
+        Some(Err(_)) => {
+            // Exposure unknown: a finding, so the report does not read as clean.
+            let shown = imds::display(url);
+            let mut p = timed_out_probe(name, Some(shown.clone()), budget);
+            p.finding(Finding::new(
+                &rules::IMDS_UNEXPECTED,
+                format!(
+                    "the probe did not finish within the check's {} ms",
+                    budget.as_millis()
+                ),
+                Location::probe(name, Some(shown)),
+            ));
+            imds::ImdsObservation {
+                probe: p,
+                role: None,
+            }
+        }
+        None => {
+            let mut p = Probe::new(name, Some(imds::display(url)));
+            p.outcome("skipped", ProbeStatus::Skipped, "--no-ipv6");
+            imds::ImdsObservation {
+                probe: p,
+                role: None,
+            }
+        }
+    }
+}
+
+impl imds::ImdsObservation {
+    /// Adds the probe to `report`; returns the role it read, if any.
+    fn finish_with_role(self, report: &mut Report) -> Option<String> {
+        self.probe.finish(report);
+        self.role
+    }
 }
 
 fn judge_identity(
@@ -490,4 +530,52 @@ fn judge_identity(
         }
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_probe_cut_off_by_the_overall_budget_is_a_timeout_outcome() {
+        // A probe that never finishes (run_check bounds each probe with
+        // `timeout_at(overall, ..)`; a deadline already past stands in for the
+        // budget running out).
+        let url = Url::parse("http://169.254.169.254").unwrap();
+        let cut = timeout_at(
+            Instant::now(),
+            std::future::pending::<imds::ImdsObservation>(),
+        )
+        .await;
+        assert!(cut.is_err());
+        let obs = imds_result(PROBE_IMDS_IPV4, &url, Some(cut), Duration::from_secs(5));
+        let mut report = Report::new(Command::Check);
+        assert_eq!(obs.finish_with_role(&mut report), None);
+        let p = &report.probes()[0];
+        assert_eq!(p.probe, PROBE_IMDS_IPV4);
+        assert_eq!(p.outcomes, ["timeout"]);
+        assert_eq!(p.status, ProbeStatus::Unknown);
+        assert_eq!(p.detail, "did not finish within 5000 ms");
+        assert_eq!(p.target.as_deref(), Some("http://169.254.169.254"));
+        // Exposure unknown, and said so: EPI-IMDS-016, so the report does not
+        // read as clean at --fail-on medium.
+        let ids: Vec<&str> = report
+            .findings()
+            .iter()
+            .map(|f| f.rule_id.as_str())
+            .collect();
+        assert_eq!(ids, ["EPI-IMDS-016"]);
+        assert_eq!(
+            report.findings()[0].evidence,
+            "the probe did not finish within the check's 5000 ms"
+        );
+        assert_ne!(
+            report.verdict(Severity::Medium),
+            crate::report::Verdict::Protected
+        );
+
+        // `None` is --no-ipv6: skipped, never a timeout.
+        let obs = imds_result(PROBE_IMDS_IPV6, &url, None, Duration::from_secs(5));
+        assert_eq!(obs.probe.outcomes, ["skipped"]);
+    }
 }

@@ -402,8 +402,10 @@ async fn call_agent(
             }
         }
         Ok(r) => {
-            let line: String = r
-                .body
+            // Redact before cutting the line short: a token echoed past the cut
+            // would otherwise survive as a prefix that no longer matches it.
+            let body = redact(&r.body);
+            let line: String = body
                 .lines()
                 .next()
                 .unwrap_or("")
@@ -411,7 +413,7 @@ async fn call_agent(
                 .chars()
                 .take(300)
                 .collect();
-            let text = redact(&format!("HTTP {}: {line}", r.status));
+            let text = format!("HTTP {}: {line}", r.status);
             p.finding(Finding::new(&rules::PI_AGENT_ERROR, text.clone(), loc()));
             p.outcome("agent_error", ProbeStatus::Misconfigured, text);
         }

@@ -1,0 +1,272 @@
+//! Lint cases a review found untested: AWS keys through `envFrom.secretRef`,
+//! `initContainers` written after `containers` (line numbers), `kind: List`, a
+//! `dynamic "metadata_options"` block, and a hop limit of 0.
+//!
+//! Launch templates here are referenced by an `aws_eks_node_group`, so they are
+//! EKS node templates whatever scope rule applies to stray launch templates.
+
+use eks_pod_identity_doctor::lint::Linter;
+use eks_pod_identity_doctor::report::{Report, Severity};
+
+fn lint(files: &[(&str, &str)]) -> Report {
+    let mut linter = Linter::new();
+    for (name, text) in files {
+        linter.add_source(name, *text).expect("parses");
+    }
+    linter.finish()
+}
+
+/// `(rule, severity, location)` of every finding.
+fn found(report: &Report) -> Vec<(String, Severity, String)> {
+    report
+        .findings()
+        .iter()
+        .map(|f| (f.rule_id.clone(), f.severity, f.location.to_string()))
+        .collect()
+}
+
+fn f(rule: &str, severity: Severity, location: &str) -> (String, Severity, String) {
+    (rule.to_owned(), severity, location.to_owned())
+}
+
+// ---------- Kubernetes workloads ----------
+
+#[test]
+#[ignore = "known lint defect: envFrom (secretRef/configMapRef) is not read; remove this once kubernetes.rs resolves it"]
+fn aws_keys_through_env_from_secret_ref_are_found() {
+    // A Secret holding AWS keys, injected whole with envFrom.secretRef: every
+    // key becomes an env var of the container and shadows Pod Identity.
+    let yaml = "\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: aws-creds
+  namespace: ns
+type: Opaque
+stringData:
+  AWS_ACCESS_KEY_ID: AKIAIOSFODNN7EXAMPLE
+  AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  namespace: ns
+spec:
+  template:
+    spec:
+      serviceAccountName: sa
+      containers:
+      - name: app
+        image: app:1
+        envFrom:
+        - secretRef:
+            name: aws-creds
+";
+    let r = lint(&[("app.yaml", yaml)]);
+    let ids: Vec<&str> = r.findings().iter().map(|f| f.rule_id.as_str()).collect();
+    assert_eq!(ids, ["EPI-K8S-003"], "{:#?}", r.findings());
+    let finding = &r.findings()[0];
+    assert_eq!(finding.location.to_string(), "app.yaml:24");
+    assert!(
+        finding.evidence.contains("aws-creds"),
+        "{}",
+        finding.evidence
+    );
+    // The values are never printed.
+    assert!(!finding.evidence.contains("AKIAIOSFODNN7EXAMPLE"));
+    assert!(!finding.evidence.contains("wJalrXUtnFEMI"));
+
+    // envFrom of a Secret without AWS keys is fine.
+    let other = yaml
+        .replace("AWS_ACCESS_KEY_ID", "DB_USER")
+        .replace("AWS_SECRET_ACCESS_KEY", "DB_PASSWORD");
+    assert_eq!(found(&lint(&[("app.yaml", &other)])), []);
+}
+
+#[test]
+#[ignore = "known lint defect: initContainers are looked up before containers whatever the file order, so their lines swap; remove this once kubernetes.rs follows document order"]
+fn init_containers_after_containers_keep_their_own_lines() {
+    // `initContainers` written below `containers`, both with a literal key: each
+    // finding points at its own container's line.
+    let yaml = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  namespace: ns
+spec:
+  template:
+    spec:
+      serviceAccountName: sa
+      containers:
+      - name: app
+        image: app:1
+        env:
+        - name: AWS_ACCESS_KEY_ID
+          value: AKIAIOSFODNN7EXAMPLE
+      initContainers:
+      - name: setup
+        image: setup:1
+        env:
+        - name: AWS_ACCESS_KEY_ID
+          value: AKIAI44QH8DHBEXAMPLE
+";
+    let r = lint(&[("app.yaml", yaml)]);
+    let mut got: Vec<(String, String)> = r
+        .findings()
+        .iter()
+        .map(|f| {
+            let container = if f.evidence.contains("`setup`") {
+                "setup"
+            } else {
+                "app"
+            };
+            (container.to_owned(), f.location.to_string())
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("app".to_owned(), "app.yaml:14".to_owned()),
+            ("setup".to_owned(), "app.yaml:20".to_owned()),
+        ],
+        "{:#?}",
+        r.findings()
+    );
+    assert!(r.findings().iter().all(|f| f.rule_id == "EPI-K8S-002"));
+}
+
+#[test]
+fn items_of_a_kind_list_are_linted_at_their_lines() {
+    // What `kubectl get deploy,ds -o yaml` prints.
+    let yaml = "\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata:
+    name: web
+    namespace: ns
+  spec:
+    template:
+      spec:
+        serviceAccountName: web
+        containers:
+        - name: web
+          image: web:1
+- apiVersion: apps/v1
+  kind: DaemonSet
+  metadata:
+    name: agent
+    namespace: ns
+  spec:
+    template:
+      spec:
+        hostNetwork: true
+        serviceAccountName: agent
+        containers:
+        - name: agent
+          image: agent:1
+";
+    let r = lint(&[("list.yaml", yaml)]);
+    assert_eq!(
+        found(&r),
+        [f("EPI-K8S-001", Severity::High, "list.yaml:24")]
+    );
+    assert!(
+        r.findings()[0].evidence.contains("DaemonSet ns/agent"),
+        "{}",
+        r.findings()[0].evidence
+    );
+
+    // The same objects as separate documents give the same finding.
+    let docs = "\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+  namespace: ns
+spec:
+  template:
+    spec:
+      hostNetwork: true
+      serviceAccountName: agent
+      containers:
+      - name: agent
+        image: agent:1
+";
+    let r = lint(&[("ds.yaml", docs)]);
+    assert_eq!(found(&r), [f("EPI-K8S-001", Severity::High, "ds.yaml:9")]);
+}
+
+// ---------- launch templates ----------
+
+/// A launch template used by an EKS managed node group.
+fn node_template(metadata_options: &str) -> String {
+    format!(
+        "resource \"aws_launch_template\" \"lt\" {{\n  name_prefix = \"n-\"\n{metadata_options}}}\n\nresource \"aws_eks_node_group\" \"ng\" {{\n  cluster_name    = \"c\"\n  node_group_name = \"ng\"\n  node_role_arn   = \"arn:aws:iam::123456789012:role/node\"\n  subnet_ids      = [\"subnet-1\"]\n  scaling_config {{\n    desired_size = 1\n    max_size     = 1\n    min_size     = 1\n  }}\n  launch_template {{\n    id      = aws_launch_template.lt.id\n    version = aws_launch_template.lt.latest_version\n  }}\n}}\n"
+    )
+}
+
+/// Findings on the launch template only (`lt.tf` lines 1..=N of the template).
+fn template_findings(r: &Report) -> Vec<(String, Severity, String)> {
+    found(r)
+        .into_iter()
+        .filter(|(id, _, _)| id.starts_with("EPI-TF-00"))
+        .collect()
+}
+
+#[test]
+fn dynamic_metadata_options_cannot_be_checked_and_says_so() {
+    let mo = "  dynamic \"metadata_options\" {\n    for_each = var.imds\n    content {\n      http_tokens                 = metadata_options.value.tokens\n      http_put_response_hop_limit = metadata_options.value.hops\n    }\n  }\n";
+    let r = lint(&[("lt.tf", &node_template(mo))]);
+    let got = template_findings(&r);
+    assert_eq!(
+        got,
+        [f("EPI-TF-004", Severity::Medium, "lt.tf:3")],
+        "{:#?}",
+        r.findings()
+    );
+    let finding = r
+        .findings()
+        .iter()
+        .find(|f| f.rule_id == "EPI-TF-004")
+        .unwrap();
+    assert!(
+        finding.evidence.contains("dynamic block"),
+        "{}",
+        finding.evidence
+    );
+    // Not mistaken for a missing block.
+    assert!(!r.findings().iter().any(|f| f.rule_id == "EPI-TF-001"));
+}
+
+#[test]
+fn hop_limit_zero_is_not_a_valid_hop_limit() {
+    let mo = "  metadata_options {\n    http_endpoint               = \"enabled\"\n    http_tokens                 = \"required\"\n    http_put_response_hop_limit = 0\n  }\n";
+    let r = lint(&[("lt.tf", &node_template(mo))]);
+    let got = template_findings(&r);
+    assert_eq!(
+        got,
+        [f("EPI-TF-004", Severity::Medium, "lt.tf:6")],
+        "{:#?}",
+        r.findings()
+    );
+    let finding = r
+        .findings()
+        .iter()
+        .find(|f| f.rule_id == "EPI-TF-004")
+        .unwrap();
+    assert!(
+        finding
+            .evidence
+            .contains("http_put_response_hop_limit = 0 is not a valid hop limit (1-64)"),
+        "{}",
+        finding.evidence
+    );
+    // 0 is neither "protected" (1) nor "too high" (>= 2).
+    assert!(!r.findings().iter().any(|f| f.rule_id == "EPI-TF-003"));
+}
