@@ -652,11 +652,17 @@ impl<S: CredentialSource> RefreshingCache<S> {
             return;
         }
         let generation = task.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        // The guard is built here and moved into the task, not built inside
+        // it: a runtime that shuts down before it ever polls the task still
+        // drops it, and the next caller restarts the task.
+        let alive = TaskAlive {
+            task: task.clone(),
+            generation,
+        };
         handle.spawn(refresher(
             Arc::downgrade(&self.inner),
             self.inner.wake.clone(),
-            task.clone(),
-            generation,
+            alive,
         ));
     }
 
@@ -778,17 +784,8 @@ impl Drop for TaskAlive {
 /// The background refresher. Holds the cache only through `Weak`, and never
 /// across a sleep, so dropping the last handle ends it. Every turn of its
 /// loop awaits a sleep, a wake-up or a fetch, so it cannot spin.
-async fn refresher<S: CredentialSource>(
-    weak: Weak<Inner<S>>,
-    wake: Arc<Notify>,
-    task: Arc<TaskState>,
-    generation: u64,
-) {
-    let _alive = TaskAlive {
-        task: task.clone(),
-        generation,
-    };
-    let current = || task.generation.load(Ordering::Acquire) == generation;
+async fn refresher<S: CredentialSource>(weak: Weak<Inner<S>>, wake: Arc<Notify>, alive: TaskAlive) {
+    let current = || alive.task.generation.load(Ordering::Acquire) == alive.generation;
     loop {
         if !current() {
             return;

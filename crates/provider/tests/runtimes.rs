@@ -412,3 +412,48 @@ async fn a_source_that_keeps_panicking_is_retried_with_backoff_not_in_a_loop() {
     assert_eq!(status.failures as usize, calls - 1);
     assert_eq!(status.last_error_kind, Some(ErrorKind::Internal));
 }
+
+/// A runtime that ends before it ever polls the background task it was
+/// handed (a `block_on` answered by the hot path returns at once): the task
+/// is not left marked alive, so the next runtime restarts it and it
+/// refreshes before callers would wait.
+#[test]
+fn a_task_dropped_before_its_first_poll_is_restarted_on_the_next_runtime() {
+    let clock = ManualClock::new();
+    let source = Source::new(&clock, &[]);
+    let cache = cache(&source);
+    let watch = cache.task_watch();
+
+    let first = current_thread(true);
+    let cold = first.block_on(cache.get()).unwrap();
+    drop(first);
+    assert!(!watch.is_running());
+
+    // The hot path starts a task on this runtime and returns before the
+    // runtime gets to poll it.
+    let second = current_thread(true);
+    second.block_on(async { cache.cached().expect("cached") });
+    drop(second);
+    assert!(
+        !watch.is_running(),
+        "a task dropped unpolled with its runtime is not alive"
+    );
+
+    let third = current_thread(true);
+    third.block_on(async {
+        cache.cached().expect("cached");
+        let due = cache.status().next_refresh.unwrap();
+        clock.advance(due.duration_since(clock.now()).unwrap() + Duration::from_secs(1));
+        tokio::time::advance(HOUR).await;
+        settle().await;
+    });
+    drop(third);
+    assert_eq!(
+        source.calls.load(Ordering::SeqCst),
+        2,
+        "refreshed in the background on the third runtime"
+    );
+    let refreshed = cache.cached().expect("fresh credentials, no wait");
+    assert_ne!(refreshed.access_key_id(), cold.access_key_id());
+    assert_eq!(cache.status().waits, 1, "only the cold start waited");
+}
