@@ -515,11 +515,40 @@ impl<S: CredentialSource> RefreshingCache<S> {
 
     /// Records how `flight` ended, publishes the result to its waiters and
     /// clears the flight slot. Called exactly once per flight, by its guard.
+    ///
+    /// A flight that was given up on (stalled) and replaced no longer speaks
+    /// for the cache: its failure only counts, and its credentials are kept
+    /// only if they outlive the cached ones.
     fn finish(&self, flight: &Arc<Flight>, result: Result<Arc<Entry>, RefreshError>) {
         let inner = &self.inner;
+        let current = inner
+            .flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|f| Arc::ptr_eq(f, flight));
         match &result {
-            Ok(entry) => self.record_success(entry),
-            Err(err) => self.record_failure(err, !is_cancelled(err)),
+            Ok(entry) if current => self.record_success(entry),
+            Err(err) if current => self.record_failure(err, !is_cancelled(err)),
+            Ok(entry) => {
+                let newer = inner
+                    .slot
+                    .load()
+                    .as_ref()
+                    .is_none_or(|cached| cached.expiration < entry.expiration);
+                if newer {
+                    self.record_success(entry);
+                }
+            }
+            Err(err) => {
+                inner.counters.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    source = inner.source.name(),
+                    error_kind = err.kind().as_str(),
+                    error = %err,
+                    "a fetch given up on earlier ended with an error; ignored"
+                );
+            }
         }
         let _ = flight.result.set(result);
         // Clear the flight only after the slot is updated, so a caller that

@@ -457,3 +457,42 @@ fn a_task_dropped_before_its_first_poll_is_restarted_on_the_next_runtime() {
     assert_ne!(refreshed.access_key_id(), cold.access_key_id());
     assert_eq!(cache.status().waits, 1, "only the cold start waited");
 }
+
+/// A stalled fetch that ends after a newer fetch has succeeded (here: its
+/// runtime is dropped, which cancels it) says nothing about the cache any
+/// more: it neither counts as a consecutive failure nor pulls the next
+/// refresh forward, so no extra fetch follows.
+#[test]
+fn a_superseded_fetch_ending_late_does_not_disturb_the_schedule() {
+    let clock = ManualClock::new();
+    let source = Source::new(&clock, &[Act::Hang]);
+    let cache = cache(&source);
+    let stuck = current_thread(false);
+    stuck.block_on(async {
+        let c = cache.clone();
+        tokio::spawn(async move { c.get().await });
+        settle().await;
+    });
+    clock.advance(Duration::from_secs(60));
+    let other = current_thread(true);
+    other.block_on(async {
+        cache
+            .get()
+            .await
+            .expect("a new fetch replaces the stalled one")
+    });
+    let before = cache.status();
+    assert_eq!(before.consecutive_failures, 0);
+
+    drop(stuck); // cancels the old, superseded fetch
+    let after = cache.status();
+    assert_eq!(after.consecutive_failures, 0, "{after:?}");
+    assert_eq!(after.next_refresh, before.next_refresh, "{after:?}");
+
+    other.block_on(async {
+        clock.advance(Duration::from_secs(10));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        settle().await;
+    });
+    assert_eq!(source.calls.load(Ordering::SeqCst), 2, "no extra fetch");
+}
