@@ -71,6 +71,10 @@ impl Timeouts {
 
     /// Checks the settings: every timeout above zero, and
     /// `connect ≤ attempt ≤ fetch`. The error names the offending field.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] naming the first setting out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason: String| Err(ConfigError::InvalidSetting { field, reason });
         for (field, value) in [

@@ -244,6 +244,13 @@ impl<S: CredentialSource> RefreshingCache<S> {
     /// runtime it still returns valid cached credentials, and fails with
     /// [`ErrorKind::NoRuntime`] when a fetch would be needed.
     ///
+    /// # Errors
+    ///
+    /// When no valid credentials are cached and the fetch fails (or failed
+    /// moments ago: its error is shared for a short backoff), or when a
+    /// fetch is needed outside a tokio runtime. A failed refresh while valid
+    /// credentials are cached is not an error: they are served.
+    ///
     /// # Panics
     ///
     /// When a fetch is needed on a runtime built without its time driver
@@ -810,9 +817,11 @@ impl Drop for TaskAlive {
     }
 }
 
-/// The background refresher. Holds the cache only through `Weak`, and never
-/// across a sleep, so dropping the last handle ends it. Every turn of its
-/// loop awaits a sleep, a wake-up or a fetch, so it cannot spin.
+/// The background refresher. Holds the cache only through `Weak` while it
+/// sleeps, so dropping the last handle ends it; while it waits for a
+/// refresh it holds a strong reference, for at most the fetch deadline plus
+/// a margin. Every turn of its loop awaits a sleep, a wake-up or a fetch, so
+/// it cannot spin.
 async fn refresher<S: CredentialSource>(weak: Weak<Inner<S>>, wake: Arc<Notify>, alive: TaskAlive) {
     let current = || alive.task.generation.load(Ordering::Acquire) == alive.generation;
     loop {

@@ -118,6 +118,10 @@ impl ImdsOptions {
     }
 
     /// Checks the settings; the error names the offending field.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] naming the first setting out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason: String| Err(ConfigError::InvalidSetting { field, reason });
         for (field, value) in [
