@@ -136,6 +136,7 @@ impl AgentSource {
         retry: RetryPolicy,
         timeouts: Timeouts,
     ) -> Result<Self, ConfigError> {
+        http::require_tls_support(endpoint.uri())?;
         let client = http::shared_client(ClientSettings {
             connect_timeout: timeouts.connect,
             read_timeout: None,
