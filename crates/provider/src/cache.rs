@@ -108,6 +108,11 @@ struct Inner<S> {
     /// Wakes the background task: new schedule, or the cache was dropped.
     wake: Arc<Notify>,
     task: Arc<TaskState>,
+    /// `next_refresh + wait limit` in milliseconds since the epoch
+    /// (`u64::MAX`: nothing scheduled). A live task past it sits on a
+    /// runtime that is no longer driven; the hot path compares against it
+    /// with one atomic load.
+    task_overdue_at: AtomicU64,
 }
 
 impl<S> Drop for Inner<S> {
@@ -189,6 +194,7 @@ impl<S: CredentialSource> RefreshingCache<S> {
                 rng,
                 wake: Arc::new(Notify::new()),
                 task: Arc::new(TaskState::default()),
+                task_overdue_at: AtomicU64::new(u64::MAX),
             }),
         }
     }
@@ -201,10 +207,18 @@ impl<S: CredentialSource> RefreshingCache<S> {
     /// Before the mandatory window? The cheap clock answers almost always; only
     /// within its margin of the window is the precise clock read, so the
     /// answer is exactly the precise one.
+    ///
+    /// When fresh, also keeps the background task going (see
+    /// [`Self::ensure_task`]) with the reading already taken.
     #[inline]
     fn is_fresh(&self, entry: &Entry) -> bool {
         let clock = &self.inner.clock;
-        clock.now_not_before() < entry.wait_from || clock.now() < entry.wait_from
+        let t = clock.now_not_before();
+        let fresh = t < entry.wait_from || clock.now() < entry.wait_from;
+        if fresh {
+            self.ensure_task(t);
+        }
+        fresh
     }
 
     /// Valid credentials that need no refresh, without waiting: the hot path.
@@ -216,7 +230,6 @@ impl<S: CredentialSource> RefreshingCache<S> {
         let guard = self.inner.slot.load();
         let entry = guard.as_ref()?;
         if self.is_fresh(entry) {
-            self.ensure_task();
             Some(entry.credentials.clone())
         } else {
             None
@@ -230,7 +243,6 @@ impl<S: CredentialSource> RefreshingCache<S> {
         let guard = self.inner.slot.load();
         let entry = guard.as_ref()?;
         if self.is_fresh(entry) {
-            self.ensure_task();
             Some(entry.identity.clone())
         } else {
             None
@@ -295,7 +307,7 @@ impl<S: CredentialSource> RefreshingCache<S> {
                 None => Err(err),
             };
         }
-        self.ensure_task();
+        self.ensure_task(inner.clock.now());
         self.restart_stalled_task();
         let mut waited = false;
         let mut rejoined = false;
@@ -584,7 +596,7 @@ impl<S: CredentialSource> RefreshingCache<S> {
             .refresh_at(entry.expiration, lifetime, &*inner.rng);
         {
             let mut s = inner.schedule.lock().unwrap_or_else(|p| p.into_inner());
-            s.next_refresh = Some(next);
+            self.set_next_refresh(&mut s, Some(next));
             s.consecutive_failures = 0;
             s.last_refresh = Some(now);
             s.retry_after = None;
@@ -623,13 +635,14 @@ impl<S: CredentialSource> RefreshingCache<S> {
         // Keep retrying in the background once we have ever had
         // credentials, so the next caller finds fresh ones; a cache that
         // never succeeded is driven by callers alone.
-        s.next_refresh = current.as_ref().map(|_| {
+        let next = current.as_ref().map(|_| {
             now + inner.policy.failure_backoff(
                 s.consecutive_failures,
                 remaining.unwrap_or(Duration::ZERO),
                 &*inner.rng,
             )
         });
+        self.set_next_refresh(&mut s, next);
         tracing::warn!(
             source = inner.source.name(),
             error_kind = err.kind().as_str(),
@@ -640,17 +653,33 @@ impl<S: CredentialSource> RefreshingCache<S> {
         );
     }
 
+    /// Sets the background task's next refresh, and the instant past which
+    /// a live task that has not acted counts as stalled.
+    fn set_next_refresh(&self, s: &mut Schedule, next: Option<SystemTime>) {
+        s.next_refresh = next;
+        let overdue_at = next.map_or(u64::MAX, |t| epoch_millis(t + self.wait_limit()));
+        self.inner
+            .task_overdue_at
+            .store(overdue_at, Ordering::Release);
+    }
+
     /// Starts the background task if none is alive (the first call, or the
-    /// runtime that ran it has shut down). One atomic load when it runs.
+    /// runtime that ran it has shut down), or restarts it here if it is
+    /// overdue at `now` (its runtime is alive but no longer driven). Two
+    /// atomic loads when it runs.
     #[inline]
-    fn ensure_task(&self) {
+    fn ensure_task(&self, now: SystemTime) {
         if !self.inner.task.alive.load(Ordering::Acquire) {
             self.start_task(false);
+        } else if epoch_millis(now) > self.inner.task_overdue_at.load(Ordering::Relaxed) {
+            self.restart_stalled_task();
         }
     }
 
     /// A task that should have refreshed long ago lives on a runtime that is
-    /// no longer driven: start another one here.
+    /// no longer driven: start another one here. One caller restarts it per
+    /// overdue period.
+    #[cold]
     fn restart_stalled_task(&self) {
         let now = self.inner.clock.now();
         let overdue = self
@@ -663,13 +692,26 @@ impl<S: CredentialSource> RefreshingCache<S> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_none();
-        if overdue && idle && self.inner.task.alive.load(Ordering::Acquire) {
-            tracing::warn!(
-                source = self.inner.source.name(),
-                "background refresh is overdue (its runtime is not running); restarting it on this runtime"
-            );
-            self.start_task(true);
+        if !(overdue && idle && self.inner.task.alive.load(Ordering::Acquire)) {
+            return;
         }
+        // Push the mark forward before restarting, so that the callers that
+        // saw it passed restart the task once, not once each.
+        let mark = &self.inner.task_overdue_at;
+        let seen = mark.load(Ordering::Acquire);
+        let next_mark = epoch_millis(now + self.wait_limit());
+        if seen >= next_mark
+            || mark
+                .compare_exchange(seen, next_mark, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        tracing::warn!(
+            source = self.inner.source.name(),
+            "background refresh is overdue (its runtime is not running); restarting it on this runtime"
+        );
+        self.start_task(true);
     }
 
     #[cold]
@@ -760,6 +802,13 @@ impl<S: CredentialSource> RefreshingCache<S> {
             .unwrap_or_else(|p| p.into_inner())
             .next_refresh
     }
+}
+
+/// `t` in milliseconds since the Unix epoch (0 before it).
+#[inline]
+fn epoch_millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn is_cancelled(err: &RefreshError) -> bool {

@@ -496,3 +496,43 @@ fn a_superseded_fetch_ending_late_does_not_disturb_the_schedule() {
     });
     assert_eq!(source.calls.load(Ordering::SeqCst), 2, "no extra fetch");
 }
+
+/// A runtime that stays alive but is no longer driven (a start-up
+/// current-thread runtime kept in a struct) holds the background task:
+/// callers on another runtime restart it from the hot path once it is
+/// overdue, so the refresh still lands before anyone waits.
+#[test]
+fn a_task_on_an_undriven_runtime_is_restarted_from_the_hot_path() {
+    let clock = ManualClock::new();
+    let source = Source::new(&clock, &[]);
+    let cache = cache(&source);
+    let startup = current_thread(true);
+    let cold = startup.block_on(async {
+        let c = cache.get().await.unwrap();
+        settle().await; // the task is running on `startup` and sleeping
+        c
+    });
+    // `startup` stays alive but is never driven again.
+    let app = current_thread(true);
+    let due = cache.status().next_refresh.unwrap();
+    app.block_on(async {
+        // Past the refresh instant by more than a fetch deadline, but long
+        // before the mandatory window.
+        clock.advance(due.duration_since(clock.now()).unwrap() + Duration::from_secs(20));
+        for _ in 0..3 {
+            assert!(cache.cached().is_some(), "served from the hot path");
+            tokio::time::advance(Duration::from_secs(1)).await;
+            settle().await;
+        }
+    });
+    assert_eq!(
+        source.calls.load(Ordering::SeqCst),
+        2,
+        "refreshed in the background on the app runtime"
+    );
+    let refreshed = cache.cached().expect("fresh credentials");
+    assert_ne!(refreshed.access_key_id(), cold.access_key_id());
+    assert_eq!(cache.status().waits, 1, "only the cold start waited");
+    drop(app);
+    drop(startup);
+}
