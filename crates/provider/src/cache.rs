@@ -127,7 +127,8 @@ impl<S> Drop for Inner<S> {
 /// Cloning is cheap and shares the cache. It may be used from any number of
 /// tokio runtimes, one after the other or at once: the background refresh
 /// runs on the runtime of a caller and is restarted on the next caller's
-/// runtime when that runtime shuts down.
+/// runtime when that runtime shuts down, or when it is alive but no longer
+/// driven (the refresh is then overdue).
 pub struct RefreshingCache<S> {
     inner: Arc<Inner<S>>,
 }
