@@ -71,6 +71,10 @@ impl Timeouts {
 
     /// Checks the settings: every timeout above zero, and
     /// `connect ≤ attempt ≤ fetch`. The error names the offending field.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] naming the first setting out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason: String| Err(ConfigError::InvalidSetting { field, reason });
         for (field, value) in [
@@ -132,6 +136,7 @@ impl AgentSource {
         retry: RetryPolicy,
         timeouts: Timeouts,
     ) -> Result<Self, ConfigError> {
+        http::require_tls_support(endpoint.uri())?;
         let client = http::shared_client(ClientSettings {
             connect_timeout: timeouts.connect,
             read_timeout: None,

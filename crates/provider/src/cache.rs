@@ -108,6 +108,11 @@ struct Inner<S> {
     /// Wakes the background task: new schedule, or the cache was dropped.
     wake: Arc<Notify>,
     task: Arc<TaskState>,
+    /// `next_refresh + wait limit` in milliseconds since the epoch
+    /// (`u64::MAX`: nothing scheduled). A live task past it sits on a
+    /// runtime that is no longer driven; the hot path compares against it
+    /// with one atomic load.
+    task_overdue_at: AtomicU64,
 }
 
 impl<S> Drop for Inner<S> {
@@ -122,7 +127,8 @@ impl<S> Drop for Inner<S> {
 /// Cloning is cheap and shares the cache. It may be used from any number of
 /// tokio runtimes, one after the other or at once: the background refresh
 /// runs on the runtime of a caller and is restarted on the next caller's
-/// runtime when that runtime shuts down.
+/// runtime when that runtime shuts down, or when it is alive but no longer
+/// driven (the refresh is then overdue).
 pub struct RefreshingCache<S> {
     inner: Arc<Inner<S>>,
 }
@@ -189,6 +195,7 @@ impl<S: CredentialSource> RefreshingCache<S> {
                 rng,
                 wake: Arc::new(Notify::new()),
                 task: Arc::new(TaskState::default()),
+                task_overdue_at: AtomicU64::new(u64::MAX),
             }),
         }
     }
@@ -201,10 +208,18 @@ impl<S: CredentialSource> RefreshingCache<S> {
     /// Before the mandatory window? The cheap clock answers almost always; only
     /// within its margin of the window is the precise clock read, so the
     /// answer is exactly the precise one.
+    ///
+    /// When fresh, also keeps the background task going (see
+    /// [`Self::ensure_task`]) with the reading already taken.
     #[inline]
     fn is_fresh(&self, entry: &Entry) -> bool {
         let clock = &self.inner.clock;
-        clock.now_not_before() < entry.wait_from || clock.now() < entry.wait_from
+        let t = clock.now_not_before();
+        let fresh = t < entry.wait_from || clock.now() < entry.wait_from;
+        if fresh {
+            self.ensure_task(t);
+        }
+        fresh
     }
 
     /// Valid credentials that need no refresh, without waiting: the hot path.
@@ -216,7 +231,6 @@ impl<S: CredentialSource> RefreshingCache<S> {
         let guard = self.inner.slot.load();
         let entry = guard.as_ref()?;
         if self.is_fresh(entry) {
-            self.ensure_task();
             Some(entry.credentials.clone())
         } else {
             None
@@ -230,7 +244,6 @@ impl<S: CredentialSource> RefreshingCache<S> {
         let guard = self.inner.slot.load();
         let entry = guard.as_ref()?;
         if self.is_fresh(entry) {
-            self.ensure_task();
             Some(entry.identity.clone())
         } else {
             None
@@ -243,6 +256,13 @@ impl<S: CredentialSource> RefreshingCache<S> {
     /// Works on any tokio runtime, current-thread or multi-thread. Outside a
     /// runtime it still returns valid cached credentials, and fails with
     /// [`ErrorKind::NoRuntime`] when a fetch would be needed.
+    ///
+    /// # Errors
+    ///
+    /// When no valid credentials are cached and the fetch fails (or failed
+    /// moments ago: its error is shared for a short backoff), or when a
+    /// fetch is needed outside a tokio runtime. A failed refresh while valid
+    /// credentials are cached is not an error: they are served.
     ///
     /// # Panics
     ///
@@ -288,7 +308,7 @@ impl<S: CredentialSource> RefreshingCache<S> {
                 None => Err(err),
             };
         }
-        self.ensure_task();
+        self.ensure_task(inner.clock.now());
         self.restart_stalled_task();
         let mut waited = false;
         let mut rejoined = false;
@@ -515,11 +535,40 @@ impl<S: CredentialSource> RefreshingCache<S> {
 
     /// Records how `flight` ended, publishes the result to its waiters and
     /// clears the flight slot. Called exactly once per flight, by its guard.
+    ///
+    /// A flight that was given up on (stalled) and replaced no longer speaks
+    /// for the cache: its failure only counts, and its credentials are kept
+    /// only if they outlive the cached ones.
     fn finish(&self, flight: &Arc<Flight>, result: Result<Arc<Entry>, RefreshError>) {
         let inner = &self.inner;
+        let current = inner
+            .flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|f| Arc::ptr_eq(f, flight));
         match &result {
-            Ok(entry) => self.record_success(entry),
-            Err(err) => self.record_failure(err, !is_cancelled(err)),
+            Ok(entry) if current => self.record_success(entry),
+            Err(err) if current => self.record_failure(err, !is_cancelled(err)),
+            Ok(entry) => {
+                let newer = inner
+                    .slot
+                    .load()
+                    .as_ref()
+                    .is_none_or(|cached| cached.expiration < entry.expiration);
+                if newer {
+                    self.record_success(entry);
+                }
+            }
+            Err(err) => {
+                inner.counters.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    source = inner.source.name(),
+                    error_kind = err.kind().as_str(),
+                    error = %err,
+                    "a fetch given up on earlier ended with an error; ignored"
+                );
+            }
         }
         let _ = flight.result.set(result);
         // Clear the flight only after the slot is updated, so a caller that
@@ -548,7 +597,7 @@ impl<S: CredentialSource> RefreshingCache<S> {
             .refresh_at(entry.expiration, lifetime, &*inner.rng);
         {
             let mut s = inner.schedule.lock().unwrap_or_else(|p| p.into_inner());
-            s.next_refresh = Some(next);
+            self.set_next_refresh(&mut s, Some(next));
             s.consecutive_failures = 0;
             s.last_refresh = Some(now);
             s.retry_after = None;
@@ -587,13 +636,14 @@ impl<S: CredentialSource> RefreshingCache<S> {
         // Keep retrying in the background once we have ever had
         // credentials, so the next caller finds fresh ones; a cache that
         // never succeeded is driven by callers alone.
-        s.next_refresh = current.as_ref().map(|_| {
+        let next = current.as_ref().map(|_| {
             now + inner.policy.failure_backoff(
                 s.consecutive_failures,
                 remaining.unwrap_or(Duration::ZERO),
                 &*inner.rng,
             )
         });
+        self.set_next_refresh(&mut s, next);
         tracing::warn!(
             source = inner.source.name(),
             error_kind = err.kind().as_str(),
@@ -604,17 +654,33 @@ impl<S: CredentialSource> RefreshingCache<S> {
         );
     }
 
+    /// Sets the background task's next refresh, and the instant past which
+    /// a live task that has not acted counts as stalled.
+    fn set_next_refresh(&self, s: &mut Schedule, next: Option<SystemTime>) {
+        s.next_refresh = next;
+        let overdue_at = next.map_or(u64::MAX, |t| epoch_millis(t + self.wait_limit()));
+        self.inner
+            .task_overdue_at
+            .store(overdue_at, Ordering::Release);
+    }
+
     /// Starts the background task if none is alive (the first call, or the
-    /// runtime that ran it has shut down). One atomic load when it runs.
+    /// runtime that ran it has shut down), or restarts it here if it is
+    /// overdue at `now` (its runtime is alive but no longer driven). Two
+    /// atomic loads when it runs.
     #[inline]
-    fn ensure_task(&self) {
+    fn ensure_task(&self, now: SystemTime) {
         if !self.inner.task.alive.load(Ordering::Acquire) {
             self.start_task(false);
+        } else if epoch_millis(now) > self.inner.task_overdue_at.load(Ordering::Relaxed) {
+            self.restart_stalled_task();
         }
     }
 
     /// A task that should have refreshed long ago lives on a runtime that is
-    /// no longer driven: start another one here.
+    /// no longer driven: start another one here. One caller restarts it per
+    /// overdue period.
+    #[cold]
     fn restart_stalled_task(&self) {
         let now = self.inner.clock.now();
         let overdue = self
@@ -627,13 +693,26 @@ impl<S: CredentialSource> RefreshingCache<S> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_none();
-        if overdue && idle && self.inner.task.alive.load(Ordering::Acquire) {
-            tracing::warn!(
-                source = self.inner.source.name(),
-                "background refresh is overdue (its runtime is not running); restarting it on this runtime"
-            );
-            self.start_task(true);
+        if !(overdue && idle && self.inner.task.alive.load(Ordering::Acquire)) {
+            return;
         }
+        // Push the mark forward before restarting, so that the callers that
+        // saw it passed restart the task once, not once each.
+        let mark = &self.inner.task_overdue_at;
+        let seen = mark.load(Ordering::Acquire);
+        let next_mark = epoch_millis(now + self.wait_limit());
+        if seen >= next_mark
+            || mark
+                .compare_exchange(seen, next_mark, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        tracing::warn!(
+            source = self.inner.source.name(),
+            "background refresh is overdue (its runtime is not running); restarting it on this runtime"
+        );
+        self.start_task(true);
     }
 
     #[cold]
@@ -652,11 +731,17 @@ impl<S: CredentialSource> RefreshingCache<S> {
             return;
         }
         let generation = task.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        // The guard is built here and moved into the task, not built inside
+        // it: a runtime that shuts down before it ever polls the task still
+        // drops it, and the next caller restarts the task.
+        let alive = TaskAlive {
+            task: task.clone(),
+            generation,
+        };
         handle.spawn(refresher(
             Arc::downgrade(&self.inner),
             self.inner.wake.clone(),
-            task.clone(),
-            generation,
+            alive,
         ));
     }
 
@@ -720,6 +805,13 @@ impl<S: CredentialSource> RefreshingCache<S> {
     }
 }
 
+/// `t` in milliseconds since the Unix epoch (0 before it).
+#[inline]
+fn epoch_millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn is_cancelled(err: &RefreshError) -> bool {
     matches!(
         err.source_error().downcast_ref::<FetchAborted>(),
@@ -775,20 +867,13 @@ impl Drop for TaskAlive {
     }
 }
 
-/// The background refresher. Holds the cache only through `Weak`, and never
-/// across a sleep, so dropping the last handle ends it. Every turn of its
-/// loop awaits a sleep, a wake-up or a fetch, so it cannot spin.
-async fn refresher<S: CredentialSource>(
-    weak: Weak<Inner<S>>,
-    wake: Arc<Notify>,
-    task: Arc<TaskState>,
-    generation: u64,
-) {
-    let _alive = TaskAlive {
-        task: task.clone(),
-        generation,
-    };
-    let current = || task.generation.load(Ordering::Acquire) == generation;
+/// The background refresher. Holds the cache only through `Weak` while it
+/// sleeps, so dropping the last handle ends it; while it waits for a
+/// refresh it holds a strong reference, for at most the fetch deadline plus
+/// a margin. Every turn of its loop awaits a sleep, a wake-up or a fetch, so
+/// it cannot spin.
+async fn refresher<S: CredentialSource>(weak: Weak<Inner<S>>, wake: Arc<Notify>, alive: TaskAlive) {
+    let current = || alive.task.generation.load(Ordering::Acquire) == alive.generation;
     loop {
         if !current() {
             return;

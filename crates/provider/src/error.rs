@@ -152,6 +152,14 @@ pub enum ConfigError {
     /// The configured endpoint could not be turned into an HTTP client.
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    /// An `https` endpoint in a build without TLS (the provider's `rustls`
+    /// feature, on by default, was turned off).
+    #[error("{endpoint} needs TLS, but eks-pod-identity-provider was built without it: enable its `rustls` feature (on by default; `default-features = false` turns it off), or use a plain-http endpoint (the Pod Identity Agent and IMDS are plain http)")]
+    TlsNotEnabled {
+        /// The endpoint's origin (scheme, host and port; never a path or
+        /// user info).
+        endpoint: String,
+    },
     /// A builder setting (policy, timeout) is out of range.
     #[error("invalid setting {field}: {reason}")]
     InvalidSetting {

@@ -10,12 +10,25 @@
 //! race).
 
 use crate::config::is_allowed_http_ip;
+use crate::error::ConfigError;
 use futures_util::future::BoxFuture;
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+/// Refuses an `https` endpoint when this build has no TLS stack (the
+/// `rustls` feature is off), when the provider is built rather than on its
+/// first fetch.
+pub(crate) fn require_tls_support(uri: &url::Url) -> Result<(), ConfigError> {
+    if uri.scheme() == "https" && !cfg!(feature = "rustls") {
+        return Err(ConfigError::TlsNotEnabled {
+            endpoint: uri.origin().ascii_serialization(),
+        });
+    }
+    Ok(())
+}
 
 /// Response bodies larger than this are refused.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -211,6 +224,8 @@ pub(crate) fn find_refusal<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a 
 pub(crate) fn is_tls_error(err: &(dyn StdError + 'static)) -> bool {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
+        // Without the `rustls` feature no request speaks TLS.
+        #[cfg(feature = "rustls")]
         if e.is::<rustls::Error>() {
             return true;
         }
@@ -239,6 +254,51 @@ pub(crate) fn root_cause(err: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn build_https_provider() -> Result<crate::PodIdentityProvider, crate::BuildError> {
+        crate::PodIdentityProvider::builder()
+            .endpoint("https://user:pw@creds.example.com:8443/v1/credentials")
+            .token("not-a-real-token")
+            .build()
+    }
+
+    /// Without the `rustls` feature, an https endpoint is refused when the
+    /// provider is built, with an error naming the feature and no secret.
+    #[cfg(not(feature = "rustls"))]
+    #[test]
+    fn https_without_the_tls_feature_is_a_typed_build_error() {
+        let err = build_https_provider().unwrap_err();
+        let crate::BuildError::Config(ConfigError::TlsNotEnabled { endpoint }) = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(endpoint, "https://creds.example.com:8443");
+        let msg = err.to_string();
+        assert!(msg.contains("`rustls` feature"), "{msg}");
+        assert!(
+            !msg.contains("pw") && !msg.contains("/v1/credentials"),
+            "{msg}"
+        );
+        // IMDS over https is refused the same way.
+        let imds = crate::imds::ImdsSource::new(
+            url::Url::parse("https://imds.example.com").unwrap(),
+            crate::ProviderContext::default(),
+            crate::imds::ImdsOptions::default(),
+        );
+        assert!(matches!(imds, Err(ConfigError::TlsNotEnabled { .. })));
+        // Plain http (the agent's and IMDS's real addresses) still builds.
+        crate::PodIdentityProvider::builder()
+            .endpoint("http://169.254.170.23/v1/credentials")
+            .token("not-a-real-token")
+            .build()
+            .expect("plain http needs no TLS");
+    }
+
+    /// With the `rustls` feature (the default), https endpoints build.
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn https_with_the_tls_feature_builds() {
+        build_https_provider().expect("https builds with the rustls feature");
+    }
 
     fn settings(connect_ms: u64) -> ClientSettings {
         ClientSettings {

@@ -118,6 +118,10 @@ impl ImdsOptions {
     }
 
     /// Checks the settings; the error names the offending field.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] naming the first setting out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason: String| Err(ConfigError::InvalidSetting { field, reason });
         for (field, value) in [
@@ -172,15 +176,21 @@ enum Auth {
 }
 
 impl ImdsSource {
-    /// An IMDS client for `endpoint`; fails when `options` are out of range
-    /// ([`ImdsOptions::validate`]). Most users want
+    /// An IMDS client for `endpoint`. Most users want
     /// [`CredentialChain`](crate::CredentialChain) instead.
+    ///
+    /// # Errors
+    ///
+    /// When `options` are out of range ([`ImdsOptions::validate`]), or
+    /// `endpoint` is `https` in a build without the `rustls` feature
+    /// ([`ConfigError::TlsNotEnabled`]).
     pub fn new(
         endpoint: Url,
         ctx: ProviderContext,
         options: ImdsOptions,
     ) -> Result<Self, ConfigError> {
         options.validate()?;
+        http::require_tls_support(&endpoint)?;
         // The shared hardening (no redirects, no proxy) plus a read timeout:
         // a token PUT that connects and then hangs must end quickly.
         let client = http::shared_client(ClientSettings {

@@ -78,11 +78,21 @@ impl PodIdentityProvider {
 
     /// A provider configured from the process environment
     /// (`AWS_CONTAINER_CREDENTIALS_FULL_URI`, `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`, ...).
+    ///
+    /// # Errors
+    ///
+    /// As [`PodIdentityProviderBuilder::build`]: Pod Identity is not
+    /// configured, or the endpoint or a setting is invalid.
     pub fn from_env() -> Result<Self, BuildError> {
         Self::builder().build()
     }
 
     /// Credentials, waiting only when a refresh is mandatory.
+    ///
+    /// # Errors
+    ///
+    /// As [`RefreshingCache::get`]: no valid credentials are cached and the
+    /// fetch fails, or a fetch is needed outside a tokio runtime.
     ///
     /// # Panics
     ///
@@ -252,6 +262,12 @@ impl PodIdentityProviderBuilder {
     /// Builds the provider. Fails when a setting is out of range
     /// ([`ConfigError::InvalidSetting`] names it), Pod Identity is not
     /// configured or the endpoint is refused; nothing is fetched yet.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::NotConfigured`] when no endpoint is set, and
+    /// [`BuildError::Config`] for an invalid endpoint, token source or
+    /// setting.
     pub fn build(self) -> Result<PodIdentityProvider, BuildError> {
         let source = self.build_source()?;
         Ok(PodIdentityProvider {

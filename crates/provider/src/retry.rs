@@ -92,6 +92,10 @@ impl RetryPolicy {
     }
 
     /// Checks the settings; the error names the offending field.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] naming the first setting out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_as("retry_policy")
     }

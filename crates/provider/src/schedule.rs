@@ -100,6 +100,10 @@ impl RefreshPolicy {
     }
 
     /// Checks the settings; the error names the offending field.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] naming the first setting out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason: String| Err(ConfigError::InvalidSetting { field, reason });
         if self.mandatory_window > MAX_MANDATORY_WINDOW {

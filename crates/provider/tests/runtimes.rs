@@ -412,3 +412,127 @@ async fn a_source_that_keeps_panicking_is_retried_with_backoff_not_in_a_loop() {
     assert_eq!(status.failures as usize, calls - 1);
     assert_eq!(status.last_error_kind, Some(ErrorKind::Internal));
 }
+
+/// A runtime that ends before it ever polls the background task it was
+/// handed (a `block_on` answered by the hot path returns at once): the task
+/// is not left marked alive, so the next runtime restarts it and it
+/// refreshes before callers would wait.
+#[test]
+fn a_task_dropped_before_its_first_poll_is_restarted_on_the_next_runtime() {
+    let clock = ManualClock::new();
+    let source = Source::new(&clock, &[]);
+    let cache = cache(&source);
+    let watch = cache.task_watch();
+
+    let first = current_thread(true);
+    let cold = first.block_on(cache.get()).unwrap();
+    drop(first);
+    assert!(!watch.is_running());
+
+    // The hot path starts a task on this runtime and returns before the
+    // runtime gets to poll it.
+    let second = current_thread(true);
+    second.block_on(async { cache.cached().expect("cached") });
+    drop(second);
+    assert!(
+        !watch.is_running(),
+        "a task dropped unpolled with its runtime is not alive"
+    );
+
+    let third = current_thread(true);
+    third.block_on(async {
+        cache.cached().expect("cached");
+        let due = cache.status().next_refresh.unwrap();
+        clock.advance(due.duration_since(clock.now()).unwrap() + Duration::from_secs(1));
+        tokio::time::advance(HOUR).await;
+        settle().await;
+    });
+    drop(third);
+    assert_eq!(
+        source.calls.load(Ordering::SeqCst),
+        2,
+        "refreshed in the background on the third runtime"
+    );
+    let refreshed = cache.cached().expect("fresh credentials, no wait");
+    assert_ne!(refreshed.access_key_id(), cold.access_key_id());
+    assert_eq!(cache.status().waits, 1, "only the cold start waited");
+}
+
+/// A stalled fetch that ends after a newer fetch has succeeded (here: its
+/// runtime is dropped, which cancels it) says nothing about the cache any
+/// more: it neither counts as a consecutive failure nor pulls the next
+/// refresh forward, so no extra fetch follows.
+#[test]
+fn a_superseded_fetch_ending_late_does_not_disturb_the_schedule() {
+    let clock = ManualClock::new();
+    let source = Source::new(&clock, &[Act::Hang]);
+    let cache = cache(&source);
+    let stuck = current_thread(false);
+    stuck.block_on(async {
+        let c = cache.clone();
+        tokio::spawn(async move { c.get().await });
+        settle().await;
+    });
+    clock.advance(Duration::from_secs(60));
+    let other = current_thread(true);
+    other.block_on(async {
+        cache
+            .get()
+            .await
+            .expect("a new fetch replaces the stalled one")
+    });
+    let before = cache.status();
+    assert_eq!(before.consecutive_failures, 0);
+
+    drop(stuck); // cancels the old, superseded fetch
+    let after = cache.status();
+    assert_eq!(after.consecutive_failures, 0, "{after:?}");
+    assert_eq!(after.next_refresh, before.next_refresh, "{after:?}");
+
+    other.block_on(async {
+        clock.advance(Duration::from_secs(10));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        settle().await;
+    });
+    assert_eq!(source.calls.load(Ordering::SeqCst), 2, "no extra fetch");
+}
+
+/// A runtime that stays alive but is no longer driven (a start-up
+/// current-thread runtime kept in a struct) holds the background task:
+/// callers on another runtime restart it from the hot path once it is
+/// overdue, so the refresh still lands before anyone waits.
+#[test]
+fn a_task_on_an_undriven_runtime_is_restarted_from_the_hot_path() {
+    let clock = ManualClock::new();
+    let source = Source::new(&clock, &[]);
+    let cache = cache(&source);
+    let startup = current_thread(true);
+    let cold = startup.block_on(async {
+        let c = cache.get().await.unwrap();
+        settle().await; // the task is running on `startup` and sleeping
+        c
+    });
+    // `startup` stays alive but is never driven again.
+    let app = current_thread(true);
+    let due = cache.status().next_refresh.unwrap();
+    app.block_on(async {
+        // Past the refresh instant by more than a fetch deadline, but long
+        // before the mandatory window.
+        clock.advance(due.duration_since(clock.now()).unwrap() + Duration::from_secs(20));
+        for _ in 0..3 {
+            assert!(cache.cached().is_some(), "served from the hot path");
+            tokio::time::advance(Duration::from_secs(1)).await;
+            settle().await;
+        }
+    });
+    assert_eq!(
+        source.calls.load(Ordering::SeqCst),
+        2,
+        "refreshed in the background on the app runtime"
+    );
+    let refreshed = cache.cached().expect("fresh credentials");
+    assert_ne!(refreshed.access_key_id(), cold.access_key_id());
+    assert_eq!(cache.status().waits, 1, "only the cold start waited");
+    drop(app);
+    drop(startup);
+}
