@@ -50,11 +50,15 @@ pub enum BuildError {
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let provider = PodIdentityProvider::from_env()?;
-/// let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-///     .credentials_provider(provider.clone())
-///     .identity_cache(provider.identity_cache())
-///     .load()
-///     .await;
+/// // The identity cache hands out the one credentials provider it serves
+/// // from our cache (bound by construction, see `SdkIdentityCache`).
+/// let ids = provider.identity_cache();
+/// let loaded = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+/// let config = loaded
+///     .into_builder()
+///     .credentials_provider(ids.credentials_provider())
+///     .identity_cache(ids)
+///     .build();
 /// # let _ = config; Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -117,10 +121,12 @@ impl PodIdentityProvider {
         self.cache.source().endpoint()
     }
 
-    /// This provider's cache as the SDK's identity cache: give it to the same
-    /// SDK config as the provider (`.identity_cache(provider.identity_cache())`)
-    /// so that requests skip the SDK's lazy cache and read ours directly.
-    /// See [`SdkIdentityCache`] for why.
+    /// This provider's cache as the SDK's identity cache. Set both on one SDK
+    /// config: `.credentials_provider(ids.credentials_provider())` and
+    /// `.identity_cache(ids)`. Requests resolved through that provider read
+    /// our cache directly; any other resolver (a per-client or per-operation
+    /// override, a wrapper) gets the SDK's standard lazy cache. See
+    /// [`SdkIdentityCache`] for why.
     pub fn identity_cache(&self) -> SdkIdentityCache {
         self.cache.identity_cache()
     }
