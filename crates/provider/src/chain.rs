@@ -265,10 +265,21 @@ impl CredentialChainBuilder {
         self
     }
 
-    /// IMDS connect/read timeouts (default 1 s each).
+    /// IMDS connect/read timeouts (default 1 s each). One request may take
+    /// up to `connect + 2 × read`; the overall IMDS fetch deadline
+    /// ([`imds_fetch_timeout`](Self::imds_fetch_timeout), default 10 s) must
+    /// be at least that, or [`build`](Self::build) fails naming
+    /// `imds.fetch_timeout`.
     pub fn imds_timeouts(mut self, connect: Duration, read: Duration) -> Self {
         self.imds.connect_timeout = connect;
         self.imds.read_timeout = read;
+        self
+    }
+
+    /// The overall deadline of one IMDS fetch, retries included (default
+    /// 10 s).
+    pub fn imds_fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.imds.fetch_timeout = timeout;
         self
     }
 
@@ -367,6 +378,28 @@ mod tests {
             jitter: false,
             ..RefreshPolicy::default()
         }
+    }
+
+    #[test]
+    fn imds_timeouts_longer_than_the_fetch_deadline_need_a_longer_deadline() {
+        // Plain EC2 (no Pod Identity env, not Kubernetes): the IMDS link.
+        let ec2 = || {
+            CredentialChain::builder()
+                .context(
+                    ProviderContext::new()
+                        .with_env(MapEnv::from_iter(std::iter::empty::<(&str, &str)>())),
+                )
+                .imds_timeouts(Duration::from_secs(5), Duration::from_secs(10))
+        };
+        let err = ec2()
+            .build()
+            .err()
+            .expect("25 s per request > 10 s deadline");
+        assert!(err.to_string().contains("imds.fetch_timeout"), "{err}");
+        ec2()
+            .imds_fetch_timeout(Duration::from_secs(25))
+            .build()
+            .expect("a deadline that admits one request builds");
     }
 
     #[test]

@@ -48,7 +48,10 @@ pub(crate) async fn probe(
     let ctx = ProviderContext::new().with_env(SharedEnv(env.clone()));
     let mut builder = CredentialChain::builder()
         .context(ctx)
-        .imds_timeouts(settings.connect_timeout, settings.probe_timeout);
+        .imds_timeouts(settings.connect_timeout, settings.probe_timeout)
+        // The probe's own deadline bounds the whole check; the chain's IMDS
+        // deadline only has to admit one request of these timeouts.
+        .imds_fetch_timeout(settings.connect_timeout + 2 * settings.probe_timeout);
     if let Some(e) = &settings.imds_endpoint {
         builder = builder.imds_endpoint(e.clone());
     }
