@@ -32,7 +32,6 @@ fn f(rule: &str, severity: Severity, location: &str) -> (String, Severity, Strin
 // ---------- Kubernetes workloads ----------
 
 #[test]
-#[ignore = "known lint defect: envFrom (secretRef/configMapRef) is not read; remove this once kubernetes.rs resolves it"]
 fn aws_keys_through_env_from_secret_ref_are_found() {
     // A Secret holding AWS keys, injected whole with envFrom.secretRef: every
     // key becomes an env var of the container and shadows Pod Identity.
@@ -85,7 +84,6 @@ spec:
 }
 
 #[test]
-#[ignore = "known lint defect: initContainers are looked up before containers whatever the file order, so their lines swap; remove this once kubernetes.rs follows document order"]
 fn init_containers_after_containers_keep_their_own_lines() {
     // `initContainers` written below `containers`, both with a literal key: each
     // finding points at its own container's line.
