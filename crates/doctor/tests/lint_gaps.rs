@@ -32,7 +32,6 @@ fn f(rule: &str, severity: Severity, location: &str) -> (String, Severity, Strin
 // ---------- Kubernetes workloads ----------
 
 #[test]
-#[ignore = "known lint defect: envFrom (secretRef/configMapRef) is not read; remove this once kubernetes.rs resolves it"]
 fn aws_keys_through_env_from_secret_ref_are_found() {
     // A Secret holding AWS keys, injected whole with envFrom.secretRef: every
     // key becomes an env var of the container and shadows Pod Identity.
@@ -84,8 +83,148 @@ spec:
     assert_eq!(found(&lint(&[("app.yaml", &other)])), []);
 }
 
+/// A Deployment in `ns` whose container `app` takes `env_from` (YAML list items).
+fn env_from_deployment(env_from: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: ns\nspec:\n  template:\n    spec:\n      serviceAccountName: sa\n      containers:\n      - name: app\n        image: app:1\n        envFrom:\n{env_from}"
+    )
+}
+
 #[test]
-#[ignore = "known lint defect: initContainers are looked up before containers whatever the file order, so their lines swap; remove this once kubernetes.rs follows document order"]
+fn env_from_resolves_across_files_kinds_namespaces_and_prefixes() {
+    // `data` holds base64 values; only the key names matter.
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: ns\ndata:\n  AWS_SESSION_TOKEN: c2VjcmV0\n  key: QUtJQQ==\n";
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: ns\ndata:\n  ACCESS_KEY_ID: x\n  AWS_REGION: eu-west-1\n";
+
+    // The Secret in another file; the reference is at its secretRef line.
+    let app = env_from_deployment("        - secretRef:\n            name: creds\n");
+    let r = lint(&[("secret.yaml", secret), ("app.yaml", &app)]);
+    assert_eq!(
+        found(&r),
+        [f("EPI-K8S-003", Severity::Medium, "app.yaml:14")],
+        "{:#?}",
+        r.findings()
+    );
+    let evidence = &r.findings()[0].evidence;
+    assert!(evidence.contains("AWS_SESSION_TOKEN"), "{evidence}");
+    assert!(evidence.contains("Secret `creds`"), "{evidence}");
+    assert!(!evidence.contains("c2VjcmV0"), "{evidence}");
+
+    // Not among the linted files, or in another namespace: nothing to judge.
+    assert_eq!(found(&lint(&[("app.yaml", &app)])), []);
+    let elsewhere = secret.replace("namespace: ns", "namespace: other");
+    assert_eq!(
+        found(&lint(&[("s.yaml", &elsewhere), ("app.yaml", &app)])),
+        []
+    );
+
+    // A prefix renames every key: `AWS_` + `ACCESS_KEY_ID` is an AWS key,
+    // while a prefixed AWS_SESSION_TOKEN is not.
+    let prefixed = env_from_deployment(
+        "        - configMapRef:\n            name: cfg\n          prefix: AWS_\n        - prefix: X_\n          secretRef:\n            name: creds\n",
+    );
+    let r = lint(&[
+        ("cm.yaml", config_map),
+        ("s.yaml", secret),
+        ("app.yaml", &prefixed),
+    ]);
+    assert_eq!(
+        found(&r),
+        [f("EPI-K8S-003", Severity::Medium, "app.yaml:14")],
+        "{:#?}",
+        r.findings()
+    );
+    let evidence = &r.findings()[0].evidence;
+    assert!(
+        evidence.contains("AWS_ACCESS_KEY_ID") && evidence.contains("ConfigMap `cfg`"),
+        "{evidence}"
+    );
+    assert!(!evidence.contains("AWS_AWS_REGION"), "{evidence}");
+
+    // The ignore annotation covers envFrom findings too.
+    let ignored = app.replace(
+        "  namespace: ns\nspec:",
+        "  namespace: ns\n  annotations:\n    pod-identity-doctor/ignore: \"EPI-K8S-003 rotated by vault\"\nspec:",
+    );
+    assert_eq!(
+        found(&lint(&[("s.yaml", secret), ("app.yaml", &ignored)])),
+        []
+    );
+}
+
+#[test]
+fn terraform_env_from_secret_ref_is_resolved() {
+    let tf = "\
+resource \"kubernetes_secret_v1\" \"creds\" {
+  metadata {
+    name      = \"aws-creds\"
+    namespace = \"ns\"
+  }
+  data = {
+    AWS_ACCESS_KEY_ID     = var.key_id
+    \"AWS_SECRET_ACCESS_KEY\" = var.secret
+  }
+}
+
+resource \"kubernetes_deployment_v1\" \"app\" {
+  metadata {
+    name      = \"app\"
+    namespace = \"ns\"
+  }
+  spec {
+    template {
+      metadata {}
+      spec {
+        service_account_name = \"sa\"
+        container {
+          name  = \"app\"
+          image = \"app:1\"
+          env_from {
+            secret_ref {
+              name = \"aws-creds\"
+            }
+          }
+        }
+      }
+    }
+  }
+}
+";
+    let r = lint(&[("app.tf", tf)]);
+    let k8s: Vec<_> = found(&r)
+        .into_iter()
+        .filter(|(id, _, _)| id.starts_with("EPI-K8S"))
+        .collect();
+    assert_eq!(
+        k8s,
+        [f("EPI-K8S-003", Severity::Medium, "app.tf:26")],
+        "{:#?}",
+        r.findings()
+    );
+    let finding = r
+        .findings()
+        .iter()
+        .find(|f| f.rule_id == "EPI-K8S-003")
+        .unwrap();
+    assert!(
+        finding
+            .evidence
+            .contains("AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY")
+            && finding.evidence.contains("kubernetes_deployment_v1.app"),
+        "{}",
+        finding.evidence
+    );
+
+    // A Secret without AWS keys: nothing.
+    let other = tf
+        .replace("AWS_ACCESS_KEY_ID", "DB_USER")
+        .replace("AWS_SECRET_ACCESS_KEY", "DB_PASSWORD");
+    assert!(!found(&lint(&[("app.tf", &other)]))
+        .iter()
+        .any(|(id, _, _)| id == "EPI-K8S-003"));
+}
+
+#[test]
 fn init_containers_after_containers_keep_their_own_lines() {
     // `initContainers` written below `containers`, both with a literal key: each
     // finding points at its own container's line.

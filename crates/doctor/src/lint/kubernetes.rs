@@ -12,7 +12,9 @@ use serde_json::Value;
 use super::eval::{Tv, Val};
 use super::lines::YamlLines;
 use super::node_imds::{NodeImds, Setting, K8S_RULES};
-use super::workload::{Container, EnvSource, EnvVar, ServiceAccount, Workload};
+use super::workload::{
+    Container, EnvFrom, EnvFromKind, EnvObject, EnvSource, EnvVar, ServiceAccount, Workload,
+};
 use super::LintError;
 use crate::report::{Finding, Location, Report, Severity};
 use crate::rules;
@@ -416,8 +418,17 @@ pub(crate) fn workloads_of_object(
         Some(Value::String(s)) if s == "true" => Some(lines.key("hostNetwork")),
         _ => None,
     };
+    // Follow the lists in document order: line lookups take successive
+    // occurrences, so `initContainers` written below `containers` must be read
+    // after it (the sort is stable, so unknown lines keep this order).
+    let mut lists: Vec<(u32, &str)> = ["initContainers", "containers", "ephemeralContainers"]
+        .into_iter()
+        .filter(|list| spec.get(*list).is_some())
+        .map(|list| (lines.key(list), list))
+        .collect();
+    lists.sort_by_key(|(line, _)| *line);
     let mut containers = Vec::new();
-    for list in ["initContainers", "containers", "ephemeralContainers"] {
+    for (_, list) in lists {
         for c in spec
             .get(list)
             .and_then(Value::as_array)
@@ -446,9 +457,17 @@ pub(crate) fn workloads_of_object(
                     Some(EnvVar { name, source, line })
                 })
                 .collect();
+            let env_from = c
+                .get("envFrom")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| env_from_entry(e, lines))
+                .collect();
             containers.push(Container {
                 name: cname.to_owned(),
                 env,
+                env_from,
             });
         }
     }
@@ -484,6 +503,81 @@ pub(crate) fn workloads_of_object(
         containers,
         identity,
         ignored,
+    });
+}
+
+/// One `envFrom` entry (`secretRef` or `configMapRef`), at the line of its reference key.
+fn env_from_entry(entry: &Value, lines: &mut LineSource<'_>) -> Option<EnvFrom> {
+    let (key, kind) = [
+        ("secretRef", EnvFromKind::Secret),
+        ("configMapRef", EnvFromKind::ConfigMap),
+    ]
+    .into_iter()
+    .find(|(key, _)| entry.get(*key).is_some())?;
+    // Consume the line even when the name is missing, so later entries keep theirs.
+    let line = lines.key(key);
+    let name = entry.get(key)?.get("name")?.as_str()?.to_owned();
+    let prefix = entry
+        .get("prefix")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    Some(EnvFrom {
+        kind,
+        name,
+        prefix,
+        line,
+    })
+}
+
+/// The Secrets and ConfigMaps of every document of a YAML file (recursing into
+/// `List`s), with their key names.
+pub(crate) fn env_objects(file: &YamlFile) -> Vec<EnvObject> {
+    let mut out = Vec::new();
+    for doc in &file.docs {
+        env_objects_of(&doc.value, &mut out);
+    }
+    out
+}
+
+fn env_objects_of(obj: &Value, out: &mut Vec<EnvObject>) {
+    let Some(kind) = obj.get("kind").and_then(Value::as_str) else {
+        return;
+    };
+    let (kind, maps): (EnvFromKind, &[&str]) = match kind {
+        k if k.ends_with("List") => {
+            for item in obj
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                env_objects_of(item, out);
+            }
+            return;
+        }
+        "Secret" => (EnvFromKind::Secret, &["data", "stringData"]),
+        "ConfigMap" => (EnvFromKind::ConfigMap, &["data", "binaryData"]),
+        _ => return,
+    };
+    let metadata = obj.get("metadata");
+    let Some(name) = metadata.and_then(|m| m.get("name")).and_then(Value::as_str) else {
+        return;
+    };
+    let namespace = metadata
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let keys = maps
+        .iter()
+        .filter_map(|m| obj.get(*m).and_then(Value::as_object))
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    out.push(EnvObject {
+        kind,
+        namespace: Some(namespace.to_owned()),
+        name: name.to_owned(),
+        keys,
     });
 }
 

@@ -401,10 +401,13 @@ impl Linter {
             let auto = f.path.ends_with(".auto.tfvars");
             (eval::dir_of(&f.path), auto, f.path.clone())
         });
-        let accounts = terraform::lint(&self.terraform, &tfvars, &mut report);
+        // Secrets and ConfigMaps of every file, for `envFrom` in any other file.
+        let mut objects: Vec<_> = self.yaml.iter().flat_map(kubernetes::env_objects).collect();
+        objects.extend(tf_workloads::env_objects(&self.terraform));
+        let accounts = terraform::lint(&self.terraform, &tfvars, &objects, &mut report);
         for file in &self.yaml {
             for w in kubernetes::workloads(file) {
-                workload::check(&w, &accounts, &mut report);
+                workload::check(&w, &accounts, &objects, &mut report);
             }
             kubernetes::node_classes(file, &mut report);
         }

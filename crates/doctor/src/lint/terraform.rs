@@ -20,7 +20,7 @@ use super::lines::LineIndex;
 use super::module_defaults::ModuleKind;
 use super::node_imds::{NodeImds, Setting, TF_RULES};
 use super::trust_policy::{self, TrustStatement, PODS_PRINCIPAL};
-use super::workload::{self, AssociatedAccount};
+use super::workload::{self, AssociatedAccount, EnvObject};
 use super::{modules, node_groups, tf_workloads, LintError};
 use crate::report::{Finding, Location, Report, Severity};
 use crate::rules;
@@ -140,10 +140,12 @@ impl<'a> Index<'a> {
 
 /// Lints every Terraform file together (with the `.tfvars` files that give
 /// their variables values); returns the service accounts that have a pod
-/// identity association (for the workload rules of YAML files).
+/// identity association (for the workload rules of YAML files). `objects` are
+/// the Secrets and ConfigMaps of the whole lint run, for `env_from`.
 pub(crate) fn lint(
     files: &[TfFile],
     tfvars: &[TfFile],
+    objects: &[EnvObject],
     report: &mut Report,
 ) -> Vec<AssociatedAccount> {
     let index = Index::new(files);
@@ -173,7 +175,7 @@ pub(crate) fn lint(
             continue;
         }
         for w in tf_workloads::workloads(item) {
-            workload::check(&w, &accounts, report);
+            workload::check(&w, &accounts, objects, report);
         }
         tf_workloads::node_classes(item, report);
     }

@@ -9,8 +9,10 @@ use super::hcl_value::{
 };
 use super::kubernetes::{node_class_object, workloads_of_object, LineSource, YamlFile};
 use super::lines::YamlLines;
-use super::terraform::Item;
-use super::workload::{Container, EnvSource, EnvVar, ServiceAccount, Workload};
+use super::terraform::{Item, TfFile};
+use super::workload::{
+    Container, EnvFrom, EnvFromKind, EnvObject, EnvSource, EnvVar, ServiceAccount, Workload,
+};
 use crate::report::Report;
 
 /// Nested block path from the resource body to the pod spec, by resource type.
@@ -180,6 +182,51 @@ pub(crate) fn workloads(item: &Item<'_>) -> Vec<Workload> {
     out
 }
 
+/// The `kubernetes_secret` and `kubernetes_config_map` resources (and their
+/// `_v1` names) of the Terraform files, with their key names, for `env_from`.
+pub(crate) fn env_objects(files: &[TfFile]) -> Vec<EnvObject> {
+    let mut out = Vec::new();
+    for file in files {
+        for b in file.body.blocks().filter(|b| b.has_ident("resource")) {
+            let Some(rtype) = b.labels.first() else {
+                continue;
+            };
+            let (kind, maps): (EnvFromKind, &[&str]) =
+                match rtype.as_str().strip_suffix("_v1").unwrap_or(rtype.as_str()) {
+                    "kubernetes_secret" => (EnvFromKind::Secret, &["data", "binary_data"]),
+                    "kubernetes_config_map" => (EnvFromKind::ConfigMap, &["data", "binary_data"]),
+                    _ => continue,
+                };
+            let Some(metadata) = block(&b.body, "metadata") else {
+                continue;
+            };
+            let Some(name) = attr_str(&metadata.body, "name") else {
+                continue;
+            };
+            let namespace = match attr(&metadata.body, "namespace") {
+                None => Some("default".to_owned()),
+                Some(a) => literal_str(&a.value),
+            };
+            let keys = maps
+                .iter()
+                .filter_map(|m| attr(&b.body, m))
+                .filter_map(|a| match to_json(&a.value, &file.src) {
+                    serde_json::Value::Object(o) => Some(o.into_iter().map(|(k, _)| k)),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            out.push(EnvObject {
+                kind,
+                namespace,
+                name,
+                keys,
+            });
+        }
+    }
+    out
+}
+
 fn pod_spec(item: &Item<'_>, spec: &Body) -> Workload {
     let src = item.src();
     let namespace = match block(item.body(), "metadata").and_then(|m| attr(&m.body, "namespace")) {
@@ -223,9 +270,28 @@ fn pod_spec(item: &Item<'_>, spec: &Body) -> Workload {
                     })
                 })
                 .collect();
+            let env_from = c
+                .body
+                .get_blocks("env_from")
+                .filter_map(|e| {
+                    let (reference, kind) = [
+                        ("secret_ref", EnvFromKind::Secret),
+                        ("config_map_ref", EnvFromKind::ConfigMap),
+                    ]
+                    .into_iter()
+                    .find_map(|(ident, kind)| Some((block(&e.body, ident)?, kind)))?;
+                    Some(EnvFrom {
+                        kind,
+                        name: attr_str(&reference.body, "name")?,
+                        prefix: attr_str(&e.body, "prefix").unwrap_or_default(),
+                        line: item.line(reference),
+                    })
+                })
+                .collect();
             containers.push(Container {
                 name: attr_str(&c.body, "name").unwrap_or_else(|| "<unnamed>".to_owned()),
                 env,
+                env_from,
             });
         }
     }

@@ -41,11 +41,49 @@ pub(crate) struct EnvVar {
     pub(crate) line: u32,
 }
 
+/// The kind of object an `envFrom` entry injects whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EnvFromKind {
+    Secret,
+    ConfigMap,
+}
+
+impl EnvFromKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EnvFromKind::Secret => "Secret",
+            EnvFromKind::ConfigMap => "ConfigMap",
+        }
+    }
+}
+
+/// One `envFrom` entry of a container: every key of the object becomes an env
+/// var named `prefix` + key.
+#[derive(Debug, Clone)]
+pub(crate) struct EnvFrom {
+    pub(crate) kind: EnvFromKind,
+    pub(crate) name: String,
+    pub(crate) prefix: String,
+    pub(crate) line: u32,
+}
+
+/// A Secret or ConfigMap found among the linted files: its key names only
+/// (values are never kept, so they cannot leak into evidence).
+#[derive(Debug, Clone)]
+pub(crate) struct EnvObject {
+    pub(crate) kind: EnvFromKind,
+    /// Literal namespace, if known (`default` when unset in YAML).
+    pub(crate) namespace: Option<String>,
+    pub(crate) name: String,
+    pub(crate) keys: Vec<String>,
+}
+
 /// A container (or init container) and its env.
 #[derive(Debug, Clone)]
 pub(crate) struct Container {
     pub(crate) name: String,
     pub(crate) env: Vec<EnvVar>,
+    pub(crate) env_from: Vec<EnvFrom>,
 }
 
 /// A pod template, wherever it was declared.
@@ -102,8 +140,14 @@ pub(crate) struct AssociatedAccount {
     pub(crate) service_account: String,
 }
 
-/// Applies the `EPI-K8S-*` rules to `w`.
-pub(crate) fn check(w: &Workload, associations: &[AssociatedAccount], report: &mut Report) {
+/// Applies the `EPI-K8S-*` rules to `w`; `objects` are the Secrets and
+/// ConfigMaps of the lint run, which `envFrom` entries are resolved against.
+pub(crate) fn check(
+    w: &Workload,
+    associations: &[AssociatedAccount],
+    objects: &[EnvObject],
+    report: &mut Report,
+) {
     let ignored = |rule: &rules::Rule| w.ignored.iter().any(|r| r.eq_ignore_ascii_case(rule.id));
     if let Some(line) = w.host_network.filter(|_| !ignored(&rules::HOST_NETWORK)) {
         let sa_name = match &w.service_account {
@@ -190,6 +234,56 @@ pub(crate) fn check(w: &Workload, associations: &[AssociatedAccount], report: &m
                 Location::file(&w.path, first.line),
             ));
         }
+        if !ignored(&rules::AWS_KEYS_FROM_REF) {
+            env_from(w, container, objects, report);
+        }
+    }
+}
+
+/// `EPI-K8S-003` for `envFrom` entries whose object (found among the linted
+/// files, same namespace) holds AWS key names. An object that is not among the
+/// linted files cannot be judged and gives no finding.
+fn env_from(w: &Workload, container: &Container, objects: &[EnvObject], report: &mut Report) {
+    for from in &container.env_from {
+        let same_namespace = |o: &EnvObject| match (&o.namespace, &w.namespace) {
+            (Some(a), Some(b)) => a == b,
+            // A Terraform expression: the namespace is not known statically.
+            _ => true,
+        };
+        let Some(object) = objects
+            .iter()
+            .find(|o| o.kind == from.kind && o.name == from.name && same_namespace(o))
+        else {
+            continue;
+        };
+        let mut names: Vec<String> = object
+            .keys
+            .iter()
+            .map(|k| format!("{}{k}", from.prefix))
+            .filter(|n| AWS_KEY_VARS.contains(&n.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            continue;
+        }
+        let prefix = if from.prefix.is_empty() {
+            String::new()
+        } else {
+            format!(" with prefix `{}`", from.prefix)
+        };
+        report.push(Finding::new(
+            &rules::AWS_KEYS_FROM_REF,
+            format!(
+                "container `{}` of {} sets {} through envFrom of {} `{}`{prefix} (values not shown)",
+                container.name,
+                w.describe,
+                names.join(", "),
+                from.kind.as_str(),
+                from.name,
+            ),
+            Location::file(&w.path, from.line),
+        ));
     }
 }
 
@@ -226,6 +320,7 @@ mod tests {
                         line: 9,
                     },
                 ],
+                env_from: Vec::new(),
             }],
         }
     }
@@ -242,7 +337,7 @@ mod tests {
             (ServiceAccount::Named("app".into()), &[][..], Severity::High),
         ] {
             let mut r = Report::new(Command::Lint);
-            check(&workload(sa, true), associations, &mut r);
+            check(&workload(sa, true), associations, &[], &mut r);
             let f: Vec<_> = r
                 .findings()
                 .iter()
@@ -256,7 +351,7 @@ mod tests {
     #[test]
     fn only_literal_key_values_are_static_keys() {
         let mut r = Report::new(Command::Lint);
-        check(&workload(ServiceAccount::Default, false), &[], &mut r);
+        check(&workload(ServiceAccount::Default, false), &[], &[], &mut r);
         assert_eq!(r.findings().len(), 1);
         let f = &r.findings()[0];
         assert_eq!(f.rule_id, "EPI-K8S-002");
