@@ -25,7 +25,7 @@
 //!   the same credentials (a prototype of the fix, not the provider's code).
 //!
 //! Figure: CPU ns per call = CPU time of all this process's threads over the
-//! measurement (`/proc/self/task/*/schedstat`) / calls; with perfect scaling
+//! measurement (`CLOCK_PROCESS_CPUTIME_ID`) / calls; with perfect scaling
 //! it stays flat from 1 to 8 tasks. Every cell is measured `REPEATS` times,
 //! variants interleaved, and the median is taken here, in this process.
 
@@ -64,15 +64,11 @@ fn target() -> Duration {
     }
 }
 
-/// CPU time of every thread of this process, ns (`None` without schedstat).
-fn process_cpu_ns() -> Option<u64> {
-    let mut sum = 0;
-    for t in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = t.ok()?.path().join("schedstat");
-        let text = std::fs::read_to_string(path).ok()?;
-        sum += text.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(sum)
+/// CPU time of every thread of this process, ns (`CLOCK_PROCESS_CPUTIME_ID`,
+/// which, unlike `/proc/self/task/*/schedstat`, includes the running slice).
+fn process_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 type TaskFut = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -99,17 +95,12 @@ fn measure(
             })
             .collect();
         barrier.wait().await;
-        let (t0, c0) = (Instant::now(), process_cpu_ns());
+        let c0 = process_cpu_ns();
         for h in handles {
             h.await.unwrap();
         }
-        let (wall, c1) = (t0.elapsed(), process_cpu_ns());
-        let calls = (tasks as u64 * calls_per_task) as f64;
-        match (c0, c1) {
-            (Some(a), Some(b)) => (b - a) as f64 / calls,
-            // No schedstat: wall time × busy workers.
-            _ => wall.as_nanos() as f64 * tasks.min(rt.metrics().num_workers()) as f64 / calls,
-        }
+        let c1 = process_cpu_ns();
+        (c1 - c0) as f64 / (tasks as u64 * calls_per_task) as f64
     })
 }
 
@@ -265,9 +256,6 @@ fn main() {
     common::exit_unless_cargo_bench("hot_path");
     let (_dir, token) = common::token_env();
     let quiet = common::quiet::Quiet::begin("hot_path");
-    if process_cpu_ns().is_none() {
-        eprintln!("hot_path: no /proc/self/task/*/schedstat; CPU = wall × busy workers");
-    }
     // (flavor, variant, tasks) -> samples
     let mut samples: BTreeMap<(&str, &str, usize), Vec<f64>> = BTreeMap::new();
     let mut names = Vec::new();
