@@ -94,8 +94,11 @@ fn measure(
                 })
             })
             .collect();
-        barrier.wait().await;
+        // Read the clock before releasing the tasks: on a current-thread
+        // runtime the last task through the barrier runs its whole loop
+        // before this future is polled again.
         let c0 = process_cpu_ns();
+        barrier.wait().await;
         for h in handles {
             h.await.unwrap();
         }

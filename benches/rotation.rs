@@ -34,6 +34,9 @@ use eks_pod_identity_testkit::FakeAgent;
 const D: Duration = Duration::from_millis(200);
 const PERIOD: Duration = Duration::from_millis(20);
 
+/// A figure's name, how to compute it from one side's run, how to print it.
+type Figure = (&'static str, Box<dyn Fn(&Side) -> f64>, fn(f64) -> String);
+
 struct Side {
     latencies: Vec<Duration>,
     rotations: usize,
@@ -218,7 +221,7 @@ fn main() {
                 .unzip()
         };
         let b = "rotation";
-        let figures: [(&str, Box<dyn Fn(&Side) -> f64>, fn(f64) -> String); 8] = [
+        let figures: [Figure; 8] = [
             (
                 "stalled_requests",
                 Box::new(|s: &Side| stalls(&s.sorted())),
