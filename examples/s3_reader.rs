@@ -1,5 +1,7 @@
 //! `s3_reader`: the blog's pod app, in Rust. Lists or reads an S3 bucket with
-//! credentials from [`eks_pod_identity::CredentialChain`] only.
+//! credentials from [`eks_pod_identity::DefaultChain`]: the AWS SDK's default
+//! chain (environment keys, profile, IRSA) with our Pod Identity provider and
+//! the pod-aware IMDS guard, so the same binary runs in a pod and on a laptop.
 //!
 //! ```text
 //! s3_reader ls  s3://my-app-bucket[/prefix]
@@ -9,12 +11,17 @@
 //! ```
 //!
 //! Exit codes: 0 ok, 1 an S3/STS call failed (the error code and the
-//! credential source are printed), 2 no credentials could be configured.
+//! credential source are printed), 2 no link of the credential chain could
+//! provide credentials (each link is printed with its reason).
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use clap::{Parser, Subcommand, ValueEnum};
-use eks_pod_identity::{CredentialChain, FallbackPolicy, RefreshPolicy};
+use eks_pod_identity::report::ErrorReport;
+use eks_pod_identity::{
+    CredentialChain, DefaultChain, FallbackPolicy, NoCredentials, RefreshPolicy,
+};
+use std::error::Error;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -37,11 +44,13 @@ struct Args {
     /// Pause between repeated operations.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     interval_ms: u64,
-    /// What to do without Pod Identity (default: deny inside Kubernetes).
+    /// Whether IMDS may be used when no other source is configured
+    /// (default: deny inside Kubernetes, allow elsewhere).
     #[arg(long, value_enum)]
     fallback: Option<Fallback>,
-    /// Mandatory refresh window in seconds (short-lived test credentials).
-    #[arg(long, value_name = "SECS")]
+    /// Largest mandatory refresh window in seconds, for tests of that
+    /// setting only (default: the provider's, min(60 s, lifetime/4)).
+    #[arg(long, value_name = "SECS", hide = true)]
     mandatory_window_secs: Option<u64>,
     /// IMDS endpoint override.
     #[arg(long)]
@@ -79,30 +88,39 @@ fn parse_s3_url(url: &str) -> Result<(String, String), String> {
 struct App {
     s3: aws_sdk_s3::Client,
     sts: aws_sdk_sts::Client,
-    chain: CredentialChain,
+    chain: DefaultChain,
 }
 
-/// An S3/STS failure, with its service error code.
+/// An S3/STS failure: the service's error code and message, or
+/// `RequestFailed` and the error with its causes, one per line.
 struct CallError {
     code: String,
     message: String,
+    /// No link of the chain could provide credentials.
+    no_credentials: bool,
 }
 
 impl App {
     fn source(&self) -> String {
-        self.chain.status().source
+        self.chain.status().source.unwrap_or_else(|| "none".into())
     }
 
     fn fail<E>(&self, err: aws_sdk_s3::error::SdkError<E>) -> CallError
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorMetadata + Error + 'static,
     {
-        let code = err.code().unwrap_or("RequestFailed").to_owned();
-        let message = match err.message() {
-            Some(m) => m.to_owned(),
-            None => aws_sdk_s3::error::DisplayErrorContext(&err).to_string(),
-        };
-        CallError { code, message }
+        match (err.code(), err.message()) {
+            (Some(code), message) => CallError {
+                code: code.to_owned(),
+                message: message.unwrap_or("").to_owned(),
+                no_credentials: false,
+            },
+            _ => CallError {
+                code: "RequestFailed".into(),
+                message: ErrorReport(&err).to_string(),
+                no_credentials: caused_by::<NoCredentials>(&err),
+            },
+        }
     }
 
     async fn run(&self, cmd: &Command, out: &mut impl Write) -> Result<(), CallError> {
@@ -135,7 +153,8 @@ impl App {
                     .map_err(|e| self.fail(e))?;
                 let body = resp.body.collect().await.map_err(|e| CallError {
                     code: "ReadFailed".into(),
-                    message: e.to_string(),
+                    message: ErrorReport(&e).to_string(),
+                    no_credentials: false,
                 })?;
                 let _ = out.write_all(&body.into_bytes());
             }
@@ -158,7 +177,20 @@ fn usage(message: String) -> CallError {
     CallError {
         code: "InvalidArgument".into(),
         message,
+        no_credentials: false,
     }
+}
+
+/// Whether `err` or one of its causes is a `T`.
+fn caused_by<T: Error + 'static>(err: &(dyn Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if e.is::<T>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 #[tokio::main]
@@ -172,41 +204,30 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let mut builder = CredentialChain::builder();
+    let mut chain = DefaultChain::builder();
+    if let Some(secs) = args.mandatory_window_secs {
+        chain = chain.pod_identity_chain(CredentialChain::builder().refresh_policy(
+            RefreshPolicy::default().with_mandatory_window(Duration::from_secs(secs)),
+        ));
+    }
     if let Some(f) = args.fallback {
-        builder = builder.fallback_policy(match f {
+        chain = chain.fallback_policy(match f {
             Fallback::Deny => FallbackPolicy::Deny,
             Fallback::Warn => FallbackPolicy::Warn,
             Fallback::Allow => FallbackPolicy::Allow,
         });
     }
-    if let Some(secs) = args.mandatory_window_secs {
-        builder = builder.refresh_policy(RefreshPolicy {
-            mandatory_window: Duration::from_secs(secs),
-            ..RefreshPolicy::default()
-        });
-    }
     if let Some(uri) = &args.imds_endpoint {
-        builder = builder.imds_endpoint(uri);
+        chain = chain.imds_endpoint(uri);
     }
-    let chain = match builder.build() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: no credentials: {e}");
-            return ExitCode::from(2);
-        }
-    };
-
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(args.region.clone()))
-        .credentials_provider(chain.clone())
-        // Requests read our chain's cache directly rather than through the
-        // SDK's lazy cache (a second expiry policy, serialised waiters).
-        .identity_cache(chain.identity_cache());
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(args.region.clone()));
     if let Some(url) = &args.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    let config = loader.load().await;
+    // The SDK's default chain with our Pod Identity link, and the identity
+    // cache that goes with it (`eks_pod_identity::load_defaults` in one line).
+    let (config, chain) = chain.load(loader).await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)
@@ -220,7 +241,10 @@ async fn main() -> ExitCode {
 
     if args.whoami {
         match app.whoami().await {
-            Ok(arn) => println!("{arn}"),
+            Ok(arn) => {
+                println!("{arn}");
+                eprintln!("credentials: {}", app.source());
+            }
             Err(e) => return report(&app, &e),
         }
     }
@@ -239,14 +263,19 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Prints the failure once: the service's code and message, or the error
+/// with each distinct cause on its own line; never a `Debug` dump.
 fn report(app: &App, e: &CallError) -> ExitCode {
-    eprintln!(
-        "error: {}: {} (credentials: {})",
-        e.code,
-        e.message,
-        app.source()
-    );
-    ExitCode::from(1)
+    let (first, causes) = e.message.split_once('\n').unwrap_or((&e.message, ""));
+    eprintln!("error: {}: {first} (credentials: {})", e.code, app.source());
+    if !causes.is_empty() {
+        eprintln!("{causes}");
+    }
+    if e.no_credentials {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Repeats `cmd`, one JSON line per request on stderr, then a summary line.

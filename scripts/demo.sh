@@ -11,7 +11,30 @@ cd "$(dirname "$0")/.."
 repo="$PWD"
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
-run() { printf '  $ %s\n' "$*"; "$@" 2>&1 | sed 's/^/    /'; return "${PIPESTATUS[0]}"; }
+unexpected() { printf '\033[1;31mUNEXPECTED: %s\033[0m\n' "$*" >&2; exit 1; }
+
+# expect CODE NEEDLE... -- CMD...: runs CMD, shows its output (stderr
+# included), and stops the demo unless CMD exits with CODE and its output
+# contains every NEEDLE. A step expected to succeed must also print no error
+# and no warning.
+expect() {
+  local want="$1" needles=() out code=0
+  shift
+  while [[ "$1" != "--" ]]; do needles+=("$1"); shift; done
+  shift
+  local shown="${*//$reader/s3_reader}"
+  printf '  $ %s\n' "${shown//$work/\$WORK}"
+  out="$("$@" 2>&1)" || code=$?
+  printf '%s\n' "$out" | fold -s -w 110 | sed 's/^/    /'
+  [[ "$code" == "$want" ]] || unexpected "exit code $code, expected $want"
+  local needle
+  for needle in "${needles[@]}"; do
+    grep -qF -- "$needle" <<<"$out" || unexpected "the output does not contain \"$needle\""
+  done
+  if [[ "$want" == 0 ]] && grep -qE '(^|[^a-z])(error|WARN)' <<<"$out"; then
+    unexpected "a successful step printed an error or a warning"
+  fi
+}
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/eks-pod-identity-demo.XXXXXX")"
 agent_pid=""
@@ -63,21 +86,61 @@ PY
 export KUBERNETES_SERVICE_HOST=10.100.0.1 HOME="$work"
 
 say "3. Who am I? The pod's credentials come from the agent, signed by STS (moto)"
-run "$reader" --whoami
+expect 0 ":assumed-role/my-app-pod-identity-role/" "credentials: pod-identity" -- "$reader" --whoami
 
 say "4. The app lists and reads its bucket"
-run "$reader" ls s3://my-app-bucket
-run "$reader" get s3://my-app-bucket/hello.txt
+expect 0 "s3://my-app-bucket/hello.txt" -- "$reader" ls s3://my-app-bucket
+expect 0 "hello from EKS Pod Identity" -- "$reader" get s3://my-app-bucket/hello.txt
 
 say "5. Least privilege: another bucket is denied (this failure is expected)"
-if run "$reader" ls s3://other-bucket; then
-  echo "UNEXPECTED: other-bucket was readable" >&2; exit 1
-fi
+expect 1 "error: AccessDenied: " "(credentials: pod-identity)" -- "$reader" ls s3://other-bucket
 
-say "6. A pod without Pod Identity is refused rather than silently given the node role"
-if env -u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE \
-  "$reader" ls s3://my-app-bucket 2>&1 | fold -s -w 100 | sed 's/^/    /'; then
-  echo "UNEXPECTED: no error without Pod Identity" >&2; exit 1
-fi
+say "6. A pod without Pod Identity is refused rather than silently given the node role (expected)"
+expect 2 "the fallback policy is Deny" "node's IAM role" -- \
+  env -u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE \
+  "$reader" ls s3://my-app-bucket
+
+say "7. The same binary on a laptop: a profile with a developer's keys, no Pod Identity"
+echo "   (IAM user laptop-dev, allowed to read my-app-bucket, created in moto for this step)"
+laptop="$work/laptop"
+mkdir -p "$laptop/.aws"
+python3 - "$AWS_ENDPOINT_URL" "$laptop/.aws/credentials" <<'PY'
+# moto's IAM query API, with enforcement paused while the user is created.
+import json, sys, urllib.parse, urllib.request, xml.etree.ElementTree as ET
+endpoint, path = sys.argv[1], sys.argv[2]
+def post(url, body, headers):
+    req = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.read().decode()
+def auth(on):
+    post(endpoint + "/moto-api/reset-auth", "0" if on else "inf", {"Content-Type": "text/plain"})
+def iam(**params):
+    params["Version"] = "2010-05-08"
+    # The credential scope routes the request to moto's IAM.
+    scope = "Credential=AKIDEXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0"
+    return post(endpoint + "/", urllib.parse.urlencode(params),
+                {"Content-Type": "application/x-www-form-urlencoded",
+                 "Authorization": "AWS4-HMAC-SHA256 " + scope})
+policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+          "Action": ["s3:ListBucket", "s3:GetObject"],
+          "Resource": ["arn:aws:s3:::my-app-bucket", "arn:aws:s3:::my-app-bucket/*"]}]}
+auth(False)
+try:
+    iam(Action="CreateUser", UserName="laptop-dev")
+    iam(Action="PutUserPolicy", UserName="laptop-dev", PolicyName="read-my-app-bucket",
+        PolicyDocument=json.dumps(policy))
+    key = ET.fromstring(iam(Action="CreateAccessKey", UserName="laptop-dev"))
+finally:
+    auth(True)
+find = lambda tag: next(e.text for e in key.iter() if e.tag.endswith(tag))
+with open(path, "w") as f:
+    f.write("[laptop]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+            % (find("AccessKeyId"), find("SecretAccessKey")))
+PY
+echo "   ~/.aws/credentials has a [laptop] profile; AWS_PROFILE=laptop; no Pod Identity env"
+laptop_env=(env -u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
+  -u KUBERNETES_SERVICE_HOST HOME="$laptop" AWS_PROFILE=laptop AWS_EC2_METADATA_DISABLED=true)
+expect 0 ":user/laptop-dev" "credentials: profile:laptop" -- "${laptop_env[@]}" "$reader" --whoami
+expect 0 "s3://my-app-bucket/hello.txt" -- "${laptop_env[@]}" "$reader" ls s3://my-app-bucket
 
 say "Done. The stack is being torn down."

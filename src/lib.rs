@@ -5,29 +5,29 @@
 //! refresh while valid credentials exist, and a fallback to IMDSv2 that never
 //! hands a Kubernetes pod the node's IAM role by accident.
 //!
-//! This crate is a facade over [`eks_pod_identity_provider`]; everything is
-//! re-exported here.
+//! This crate is a facade over [`eks_pod_identity_provider`] (everything is
+//! re-exported here) plus, with the default `aws-config` feature, the AWS
+//! SDK's default credential chain with our provider in it.
 //!
-//! ## Quick use with the AWS SDK
+//! ## One line, a drop-in for `aws_config::load_defaults`
 //!
 //! ```no_run
-//! use eks_pod_identity::CredentialChain;
-//!
+//! # #[cfg(feature = "aws-config")]
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! // Pod Identity when EKS configured it for this pod; otherwise IMDSv2 only
-//! // where that is safe (outside Kubernetes, or when explicitly allowed).
-//! let chain = CredentialChain::builder().build()?;
-//! let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-//!     .credentials_provider(chain.clone())
-//!     // Requests read our cache directly (see `SdkIdentityCache`).
-//!     .identity_cache(chain.identity_cache())
-//!     .load()
-//!     .await;
+//! use aws_config::BehaviorVersion;
+//!
+//! let config = eks_pod_identity::load_defaults(BehaviorVersion::latest()).await;
 //! let s3 = aws_sdk_s3::Client::new(&config);
 //! let _buckets = s3.list_buckets().send().await?;
-//! println!("credentials from {}", chain.status().source);
 //! # Ok(()) }
 //! ```
+//!
+//! The chain keeps the SDK's precedence (environment keys, profile, web
+//! identity, container credentials, IMDS) and its environment variables and
+//! profiles; what changes is that Pod Identity credentials are refreshed in
+//! the background by [`PodIdentityProvider`], and that IMDS is refused in a
+//! Kubernetes pod unless allowed ([`FallbackPolicy`]). See [`DefaultChain`]
+//! to keep a handle for [`DefaultChain::status`].
 //!
 //! ## Only Pod Identity
 //!
@@ -43,6 +43,17 @@
 //! ```
 
 pub use eks_pod_identity_provider::*;
+
+#[cfg(feature = "aws-config")]
+pub mod default_chain;
+pub mod report;
+#[cfg(feature = "aws-config")]
+mod setup;
+
+#[cfg(feature = "aws-config")]
+pub use default_chain::{ChainStatus, DefaultChain, DefaultChainBuilder, NoCredentials};
+#[cfg(feature = "aws-config")]
+pub use setup::{load_defaults, ConfigLoaderExt};
 
 /// The README's Rust examples, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]

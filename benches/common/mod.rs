@@ -239,21 +239,25 @@ pub async fn s3_with_provider(
     s3_from(&sdk, endpoint)
 }
 
-/// An S3 client wired as the README recommends: our provider as the
-/// credentials provider and its own cache as the SDK's identity cache. Every
-/// bench builds "ours" through here, so the wiring is in one place.
+/// An S3 client wired as the provider's documentation says: our cache as
+/// the SDK's identity cache and, as the SDK's credentials provider, the very
+/// provider that cache serves by construction
+/// (`SdkIdentityCache::credentials_provider`). Every bench builds "ours"
+/// through here, so the wiring is in one place.
 pub async fn s3_ours(
     endpoint: &str,
     provider: &eks_pod_identity::PodIdentityProvider,
 ) -> aws_sdk_s3::Client {
-    s3_with_provider(
-        endpoint,
-        provider.clone(),
-        Some(aws_sdk_s3::config::SharedIdentityCache::new(
-            provider.identity_cache(),
-        )),
-    )
-    .await
+    let ids = provider.identity_cache();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .load()
+        .await
+        .into_builder()
+        .credentials_provider(ids.credentials_provider())
+        .identity_cache(ids)
+        .build();
+    s3_from(&sdk, endpoint)
 }
 
 /// Our provider on default settings, for the agent at `uri`.

@@ -5,7 +5,8 @@
 //!                           [--connect-timeout DUR] [--imds-endpoint URL] [--imds-ipv6-endpoint URL]
 //!                           [--no-ipv6] [--sts-endpoint URL] [--no-sts]
 //!                           [--pod-ip-env NAME] [--host-ip-env NAME]
-//! pod-identity-doctor lint [--json] [--fail-on SEVERITY] PATH...
+//! pod-identity-doctor lint [--json | --format human|json|sarif] [--fail-on SEVERITY]
+//!                          [--ignore RULE]... [--config FILE] PATH...
 //! pod-identity-doctor rules [--json]
 //! ```
 //!
@@ -30,9 +31,20 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::check::{self, CheckOptions};
 use crate::lint;
-use crate::output::{human, json};
+use crate::output::{human, json, sarif};
 use crate::report::{Command, ExitStatus, Report, Severity};
 use crate::rules;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Text for people.
+    Human,
+    /// One JSON document (`schema_version` 1).
+    Json,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
+}
 
 /// Output options shared by every subcommand that produces a [`Report`].
 #[derive(Debug, Clone, Args)]
@@ -40,6 +52,9 @@ pub struct OutputArgs {
     /// Print one JSON document (schema in the crate docs, `schema_version` 1) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Output format (`--json` is short for `--format json`).
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+    pub format: Option<Format>,
     /// Exit 1 when a finding is at or above this severity (info, low, medium, high, critical).
     #[arg(long, value_name = "SEVERITY", default_value = "high")]
     pub fail_on: Severity,
@@ -71,6 +86,12 @@ enum Sub {
 struct LintArgs {
     #[command(flatten)]
     output: OutputArgs,
+    /// Drop every finding of this rule (repeatable), e.g. `--ignore EPI-K8S-001`.
+    #[arg(long, value_name = "RULE")]
+    ignore: Vec<String>,
+    /// Config file with reviewed suppressions (`ignore: [{rule, path, reason}]`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Files or directories to lint together.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
@@ -199,10 +220,37 @@ where
                 Err(e) => emit_error(Command::Check, &args.output, &e, stdout, stderr),
             }
         }
-        Sub::Lint(args) => match lint::lint_paths(&args.paths) {
-            Ok(report) => emit(&report, &args.output, stdout),
-            Err(e) => emit_error(Command::Lint, &args.output, &e, stdout, stderr),
-        },
+        Sub::Lint(args) => {
+            let config = match &args.config {
+                None => lint::suppress::Config::default(),
+                Some(path) => match std::fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| lint::suppress::Config::parse(&t))
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let e = ConfigError(format!("{}: {e}", path.display()));
+                        return emit_error(Command::Lint, &args.output, &e, stdout, stderr);
+                    }
+                },
+            };
+            if let Some(bad) = args.ignore.iter().find(|r| rules::by_id(r).is_none()) {
+                let e = ConfigError(format!(
+                    "--ignore {bad}: unknown rule (see `pod-identity-doctor rules`)"
+                ));
+                return emit_error(Command::Lint, &args.output, &e, stdout, stderr);
+            }
+            match lint::lint_paths(&args.paths) {
+                Ok(mut report) => {
+                    config.apply(&mut report, &args.ignore);
+                    for w in report.warnings() {
+                        let _ = writeln!(stderr, "pod-identity-doctor lint: warning: skipped {w}");
+                    }
+                    emit(&report, &args.output, stdout)
+                }
+                Err(e) => emit_error(Command::Lint, &args.output, &e, stdout, stderr),
+            }
+        }
         Sub::Rules(args) => {
             if args.json {
                 let _ = writeln!(
@@ -221,12 +269,21 @@ where
     }
 }
 
-/// Prints `report` as text or JSON (per `output`) and returns its exit status.
+/// A bad `--config` file or `--ignore` value.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ConfigError(String);
+
+/// Prints `report` as text, JSON or SARIF (per `output`) and returns its exit status.
 pub fn emit(report: &Report, output: &OutputArgs, stdout: &mut dyn Write) -> ExitStatus {
-    let text = if output.json {
-        json::render(report, output.fail_on)
-    } else {
-        human::render(report, output.fail_on)
+    let format = match (output.json, output.format) {
+        (true, _) => Format::Json,
+        (false, f) => f.unwrap_or(Format::Human),
+    };
+    let text = match format {
+        Format::Json => json::render(report, output.fail_on),
+        Format::Sarif => sarif::render(report, output.fail_on),
+        Format::Human => human::render(report, output.fail_on),
     };
     let _ = stdout.write_all(text.as_bytes());
     report.exit_status(output.fail_on)
@@ -247,7 +304,7 @@ pub fn emit_error(
         "pod-identity-doctor {}: error: {message}",
         command.as_str()
     );
-    if output.json {
+    if output.json || output.format == Some(Format::Json) {
         let _ = stdout.write_all(json::render_error(command, &message).as_bytes());
     }
     ExitStatus::Error

@@ -372,6 +372,7 @@ impl ProbeResult {
 pub struct Report {
     command: Command,
     scanned: Vec<String>,
+    warnings: Vec<String>,
     findings: Vec<Finding>,
     probes: Vec<ProbeResult>,
 }
@@ -382,6 +383,7 @@ impl Report {
         Report {
             command,
             scanned: Vec::new(),
+            warnings: Vec::new(),
             findings: Vec::new(),
             probes: Vec::new(),
         }
@@ -410,6 +412,22 @@ impl Report {
     /// What was examined, in order.
     pub fn scanned(&self) -> &[String] {
         &self.scanned
+    }
+
+    /// Records something that could not be examined (e.g. a file skipped because
+    /// it does not parse), with the reason. Warnings do not change the verdict.
+    pub fn add_warning(&mut self, warning: impl Into<String>) {
+        self.warnings.push(warning.into());
+    }
+
+    /// What could not be examined, and why, in order.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Drops the findings `keep` rejects (suppressions).
+    pub fn retain(&mut self, keep: impl FnMut(&Finding) -> bool) {
+        self.findings.retain(keep);
     }
 
     /// Adds a finding.

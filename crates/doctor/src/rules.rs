@@ -5,8 +5,8 @@
 //!
 //! | prefix      | subcommand | subject                                                    |
 //! |-------------|------------|------------------------------------------------------------|
-//! | `EPI-TF-`   | `lint`     | Terraform: launch templates, trust policies, associations  |
-//! | `EPI-K8S-`  | `lint`     | Kubernetes workloads (YAML or `kubernetes_*` Terraform)     |
+//! | `EPI-TF-`   | `lint`     | Terraform: node IMDS (launch templates, node groups, node-group modules, account defaults), trust policies, associations |
+//! | `EPI-K8S-`  | `lint`     | Kubernetes workloads (manifests, `kubernetes_*`/`kubectl_manifest`/`helm_release`); Karpenter and eksctl node IMDS |
 //! | `EPI-IMDS-` | `check`    | IMDS reachability probes (IPv4 and IPv6)                    |
 //! | `EPI-PI-`   | `check`    | Pod Identity env, token file and agent probes               |
 //! | `EPI-ENV-`  | `check`    | credentials that shadow Pod Identity                        |
@@ -90,6 +90,58 @@ pub const LT_IMDS_IPV6_ENABLED: Rule = Rule {
     fix: "apply the same network policies to fd00:ec2::254 as to 169.254.169.254 and run `pod-identity-doctor check` (it probes both)",
 };
 
+/// `EPI-TF-007`: managed node group without a launch template.
+///
+/// EKS then creates the launch template itself. Its IMDS settings depend on the
+/// AMI type: the hop limit is 2 (documented for AL2 and AL2023 managed nodes),
+/// and AL2 also leaves IMDSv1 on. Other AMI types (Bottlerocket, Windows,
+/// `CUSTOM`) are reported at medium: their settings are not known to the lint.
+pub const NODE_GROUP_DEFAULT_LAUNCH_TEMPLATE: Rule = Rule {
+    id: "EPI-TF-007",
+    severity: Severity::High,
+    category: Category::NodeRoleExposure,
+    title: "node group without a launch template: the one EKS creates sets IMDS hop limit 2",
+    fix: "give the node group a launch template with metadata_options { http_tokens = \"required\", http_put_response_hop_limit = 1 }",
+};
+
+/// `EPI-TF-008`: a node group (module call, or `aws_eks_node_group` whose
+/// launch template is not in the linted files) whose IMDS settings cannot be
+/// determined.
+///
+/// Node groups declared through modules get the module's IMDS defaults unless
+/// the call overrides them. The defaults, read from each module's published
+/// sources:
+///
+/// | module | versions | `http_tokens` | hop limit | how a group's settings merge with the defaults | source (file @ tag) |
+/// |---|---|---|---|---|---|
+/// | `terraform-aws-modules/eks/aws` (`worker_groups*`, `node_groups` with `create_launch_template = true`) | 17.x | `"optional"` | not set (EC2 default) | per key: `metadata_http_*` keys, else `workers_group_defaults` | `locals.tf` @ v17.0.0, v17.24.0 |
+/// | `terraform-aws-modules/eks/aws` and `//modules/{eks,self}-managed-node-group` | 18.x – 20.x | `"required"` | **2** | whole map: a group's `metadata_options` replaces `*_node_group_defaults.metadata_options`, which replaces the module's map; keys missing from the chosen map are left unset | `node_groups.tf`, `modules/*/variables.tf` @ v18.0.0, v19.0.0, v20.0.0, v20.37.2 |
+/// | `terraform-aws-modules/eks/aws` and `//modules/{eks,self}-managed-node-group` | 21.x | `"required"` | 1 | per key (`optional(…, default)` attributes); no `*_defaults` inputs | `modules/*/variables.tf` @ v21.0.0, v21.19.0 |
+/// | `cloudposse/eks-node-group/aws` | 0.20 – 0.24, 1.x | `"optional"` (`metadata_http_tokens`) | **2** | per input | `variables.tf` @ 0.20.0, 1.0.0 |
+/// | `cloudposse/eks-node-group/aws` | 0.25 – 0.28, ≥ 2.0 | `"required"` (`metadata_http_tokens_required = true`) | **2** | per input | `variables.tf` @ 0.25.0, 2.0.0, v3.4.0 |
+///
+/// Managed node groups with `create_launch_template = false` (v17 default, v18)
+/// or `use_custom_launch_template = false` (v19+) get the EKS-created launch
+/// template ([`NODE_GROUP_DEFAULT_LAUNCH_TEMPLATE`]). A call without a
+/// `version` (or `?ref=`), or whose constraint spans versions with different
+/// defaults, gets this finding instead of a guess.
+pub const MODULE_NODE_IMDS: Rule = Rule {
+    id: "EPI-TF-008",
+    severity: Severity::Medium,
+    category: Category::NodeRoleExposure,
+    title: "node group: the IMDS settings of its nodes cannot be determined statically",
+    fix: "pin the module version (e.g. version = \"~> 21.0\") and set metadata_options { http_tokens = \"required\", http_put_response_hop_limit = 1 } on each node group",
+};
+
+/// `EPI-TF-009`: account-level IMDS defaults (`aws_ec2_instance_metadata_defaults`) that let pods reach IMDS.
+pub const ACCOUNT_IMDS_DEFAULTS: Rule = Rule {
+    id: "EPI-TF-009",
+    severity: Severity::Medium,
+    category: Category::NodeRoleExposure,
+    title: "account IMDS defaults allow IMDSv1 or a hop limit >= 2 for instances that do not set their own",
+    fix: "set aws_ec2_instance_metadata_defaults { http_tokens = \"required\", http_put_response_hop_limit = 1 }",
+};
+
 /// `EPI-TF-010`: Pod Identity trust policy without `sts:TagSession`.
 pub const TRUST_MISSING_TAG_SESSION: Rule = Rule {
     id: "EPI-TF-010",
@@ -124,6 +176,20 @@ pub const TRUST_NOT_ANALYZED: Rule = Rule {
     category: Category::Hardening,
     title: "trust policy could not be analyzed statically",
     fix: "use jsonencode({...}), a JSON heredoc, or a data \"aws_iam_policy_document\" in the linted files",
+};
+
+/// `EPI-TF-014`: the role comes from the terraform-aws-modules `eks-pod-identity` module.
+///
+/// That module writes the trust policy itself (`pods.eks.amazonaws.com` with
+/// `sts:AssumeRole` and `sts:TagSession`), so there is nothing to fix; the
+/// finding says why the role was not analysed further.
+pub const TRUST_FROM_POD_IDENTITY_MODULE: Rule = Rule {
+    id: "EPI-TF-014",
+    severity: Severity::Info,
+    category: Category::Hardening,
+    title:
+        "role created by the eks-pod-identity module: its trust policy is correct for Pod Identity",
+    fix: "nothing to do",
 };
 
 /// `EPI-TF-020`: association without the `eks-pod-identity-agent` add-on.
@@ -179,6 +245,33 @@ pub const AWS_KEYS_FROM_REF: Rule = Rule {
     title:
         "AWS keys injected from a Secret/ConfigMap shadow Pod Identity in the SDK's default chain",
     fix: "remove the AWS_* key variables and use a pod identity association",
+};
+
+/// `EPI-K8S-010`: node IMDS settings of a Karpenter `EC2NodeClass` or an eksctl `ClusterConfig` allow IMDSv1.
+pub const NODECLASS_IMDSV1_ALLOWED: Rule = Rule {
+    id: "EPI-K8S-010",
+    severity: Severity::High,
+    category: Category::NodeRoleExposure,
+    title: "nodes allow IMDSv1: any pod can read the node role with a plain GET",
+    fix: "EC2NodeClass: spec.metadataOptions.httpTokens: required; eksctl: disableIMDSv1: true",
+};
+
+/// `EPI-K8S-011`: Karpenter `EC2NodeClass` / eksctl hop limit >= 2 (or pods allowed IMDS).
+pub const NODECLASS_HOP_LIMIT_TOO_HIGH: Rule = Rule {
+    id: "EPI-K8S-011",
+    severity: Severity::High,
+    category: Category::NodeRoleExposure,
+    title: "node IMDS hop limit >= 2: ordinary pods can obtain an IMDSv2 token and take the node role",
+    fix: "EC2NodeClass: spec.metadataOptions.httpPutResponseHopLimit: 1; eksctl: disablePodIMDS: true",
+};
+
+/// `EPI-K8S-012`: node IMDS settings in a manifest that cannot be checked.
+pub const NODECLASS_NOT_CHECKED: Rule = Rule {
+    id: "EPI-K8S-012",
+    severity: Severity::Medium,
+    category: Category::NodeRoleExposure,
+    title: "node IMDS settings in this manifest cannot be checked statically",
+    fix: "write httpTokens: required and httpPutResponseHopLimit: 1 literally (EC2NodeClass), or disablePodIMDS: true (eksctl)",
 };
 
 // ---------------------------------------------------------------------------
@@ -464,16 +557,23 @@ pub const ALL: &[Rule] = &[
     LT_HOP_LIMIT_UNSET,
     LT_IMDS_DISABLED,
     LT_IMDS_IPV6_ENABLED,
+    NODE_GROUP_DEFAULT_LAUNCH_TEMPLATE,
+    MODULE_NODE_IMDS,
+    ACCOUNT_IMDS_DEFAULTS,
     TRUST_MISSING_TAG_SESSION,
     TRUST_MISSING_ASSUME_ROLE,
     TRUST_NO_SOURCE_CONDITION,
     TRUST_NOT_ANALYZED,
+    TRUST_FROM_POD_IDENTITY_MODULE,
     ASSOCIATION_WITHOUT_AGENT,
     ASSOCIATION_INCOMPLETE,
     ASSOCIATION_ROLE_NOT_TRUSTED,
     HOST_NETWORK,
     STATIC_AWS_KEYS,
     AWS_KEYS_FROM_REF,
+    NODECLASS_IMDSV1_ALLOWED,
+    NODECLASS_HOP_LIMIT_TOO_HIGH,
+    NODECLASS_NOT_CHECKED,
     IMDS_TOKEN_OBTAINED,
     IMDS_ROLE_READABLE,
     IMDS_CREDENTIALS_READABLE,

@@ -20,7 +20,16 @@ use std::time::Duration;
 pub const PROVIDER_NAME: &str = "EksPodIdentity";
 
 /// Timeouts of agent requests.
+///
+/// ```
+/// use eks_pod_identity_provider::agent::Timeouts;
+/// use std::time::Duration;
+/// let t = Timeouts::default().with_attempt(Duration::from_secs(3));
+/// assert!(t.validate().is_ok());
+/// assert!(Timeouts::default().with_attempt(Duration::from_secs(20)).validate().is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// TCP connect timeout (default 1 s: the agent is node-local).
     pub connect: Duration,
@@ -38,6 +47,60 @@ impl Default for Timeouts {
             attempt: Duration::from_secs(5),
             fetch: Duration::from_secs(12),
         }
+    }
+}
+
+impl Timeouts {
+    /// Sets [`connect`](Self::connect).
+    pub fn with_connect(mut self, timeout: Duration) -> Self {
+        self.connect = timeout;
+        self
+    }
+
+    /// Sets [`attempt`](Self::attempt).
+    pub fn with_attempt(mut self, timeout: Duration) -> Self {
+        self.attempt = timeout;
+        self
+    }
+
+    /// Sets [`fetch`](Self::fetch).
+    pub fn with_fetch(mut self, timeout: Duration) -> Self {
+        self.fetch = timeout;
+        self
+    }
+
+    /// Checks the settings: every timeout above zero, and
+    /// `connect ≤ attempt ≤ fetch`. The error names the offending field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: String| Err(ConfigError::InvalidSetting { field, reason });
+        for (field, value) in [
+            ("timeouts.connect", self.connect),
+            ("timeouts.attempt", self.attempt),
+            ("timeouts.fetch", self.fetch),
+        ] {
+            if value.is_zero() {
+                return invalid(field, "must be more than zero".into());
+            }
+        }
+        if self.connect > self.attempt {
+            return invalid(
+                "timeouts.connect",
+                format!(
+                    "{:?} is more than the attempt timeout ({:?}), which includes the connect",
+                    self.connect, self.attempt
+                ),
+            );
+        }
+        if self.attempt > self.fetch {
+            return invalid(
+                "timeouts.attempt",
+                format!(
+                    "{:?} is more than the fetch timeout ({:?}), which includes every attempt",
+                    self.attempt, self.fetch
+                ),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -72,7 +135,6 @@ impl AgentSource {
         let client = http::shared_client(ClientSettings {
             connect_timeout: timeouts.connect,
             read_timeout: None,
-            bypass_proxy: endpoint.is_local(),
             restrict_resolution: endpoint
                 .must_resolve_to_allowed()
                 .then(|| ctx.resolver.clone()),
@@ -166,6 +228,11 @@ impl AgentSource {
                 uri: self.uri(),
                 after: self.timeouts.connect,
             }
+        } else if http::is_tls_error(&e) {
+            AgentError::Tls {
+                uri: self.uri(),
+                detail: http::root_cause(&e),
+            }
         } else if e.is_connect() {
             AgentError::Connect {
                 uri: self.uri(),
@@ -230,6 +297,14 @@ fn error_message(body: &[u8], token: Option<&str>) -> String {
 impl CredentialSource for AgentSource {
     fn name(&self) -> &'static str {
         "pod-identity"
+    }
+
+    fn fetch_timeout(&self) -> Duration {
+        self.timeouts.fetch
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        self.retry.clone()
     }
 
     async fn fetch(&self) -> Result<Fetched, RefreshError> {

@@ -11,7 +11,7 @@
 //! The task holds only a `Weak` reference and ends when the last handle is
 //! dropped.
 
-use crate::error::{Aborted, ErrorKind, ExpiresTooSoon, RefreshError};
+use crate::error::{ErrorKind, ExpiresTooSoon, FetchAborted, RefreshError};
 use crate::rfc3339;
 use crate::schedule::RefreshPolicy;
 use crate::source::{CredentialSource, Fetched};
@@ -20,12 +20,26 @@ use crate::time::{sleep_until, SharedClock, SharedRandom};
 use arc_swap::ArcSwapOption;
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::identity::Identity;
-use futures_util::future::{BoxFuture, FutureExt, Shared};
+use futures_util::FutureExt;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
+use tokio::runtime::Handle;
 use tokio::sync::Notify;
+
+/// How much longer than a source's fetch deadline a caller waits for a
+/// fetch before giving up on the task running it (a runtime that is no
+/// longer driven never finishes it).
+const WAIT_MARGIN: Duration = Duration::from_secs(1);
+
+/// How much longer than the source's own deadline the cache lets a fetch
+/// run, so that the source's own (more precise) timeout error wins.
+const FETCH_SLACK: Duration = Duration::from_millis(250);
+
+/// The background task never retries sooner than this after an attempt.
+const MIN_RETRY: Duration = Duration::from_millis(100);
 
 /// Cached credentials and the instants derived from them.
 struct Entry {
@@ -40,7 +54,18 @@ struct Entry {
     label: String,
 }
 
-type Flight = Shared<BoxFuture<'static, Result<Arc<Entry>, RefreshError>>>;
+/// One fetch in progress and, once it ends, its result.
+///
+/// The task running the fetch owns a [`FlightGuard`] that records a result
+/// however the task ends (completion, panic, cancellation), so a flight
+/// never stays in the slot with no one to finish it; waiters also bound
+/// their wait in case the task is never polled again.
+struct Flight {
+    /// When the fetch started (injected clock).
+    started: SystemTime,
+    result: OnceLock<Result<Arc<Entry>, RefreshError>>,
+    done: Notify,
+}
 
 #[derive(Default)]
 struct Schedule {
@@ -48,6 +73,10 @@ struct Schedule {
     consecutive_failures: u32,
     last_refresh: Option<SystemTime>,
     last_error_kind: Option<ErrorKind>,
+    /// With nothing valid cached, callers before this instant share
+    /// `last_error` instead of starting a fetch (negative caching).
+    retry_after: Option<SystemTime>,
+    last_error: Option<RefreshError>,
 }
 
 #[derive(Default)]
@@ -59,10 +88,18 @@ struct Counters {
     served_stale: AtomicU64,
 }
 
+/// The background task's liveness, shared with every [`TaskWatch`].
+#[derive(Debug, Default)]
+struct TaskState {
+    alive: AtomicBool,
+    /// Bumped for every task started; a task that is not the latest ends.
+    generation: AtomicU64,
+}
+
 struct Inner<S> {
     source: S,
     slot: ArcSwapOption<Entry>,
-    flight: Mutex<Option<Flight>>,
+    flight: Mutex<Option<Arc<Flight>>>,
     schedule: Mutex<Schedule>,
     counters: Counters,
     policy: RefreshPolicy,
@@ -70,8 +107,7 @@ struct Inner<S> {
     rng: SharedRandom,
     /// Wakes the background task: new schedule, or the cache was dropped.
     wake: Arc<Notify>,
-    task_started: AtomicBool,
-    task_marker: Mutex<Weak<()>>,
+    task: Arc<TaskState>,
 }
 
 impl<S> Drop for Inner<S> {
@@ -83,7 +119,10 @@ impl<S> Drop for Inner<S> {
 
 /// A refreshing credentials cache over one [`CredentialSource`].
 ///
-/// Cloning is cheap and shares the cache.
+/// Cloning is cheap and shares the cache. It may be used from any number of
+/// tokio runtimes, one after the other or at once: the background refresh
+/// runs on the runtime of a caller and is restarted on the next caller's
+/// runtime when that runtime shuts down.
 pub struct RefreshingCache<S> {
     inner: Arc<Inner<S>>,
 }
@@ -109,15 +148,30 @@ impl<S: CredentialSource> fmt::Debug for RefreshingCache<S> {
     }
 }
 
-/// Reports whether a cache's background task is still running.
+/// Reports whether a cache's background task is running. Valid from the
+/// moment the cache is built: it follows the task as it starts, ends with
+/// a runtime, and restarts.
 #[derive(Debug, Clone)]
-pub struct TaskWatch(Weak<()>);
+pub struct TaskWatch(Arc<TaskState>);
 
 impl TaskWatch {
-    /// `true` while the background refresh task is alive.
+    /// `true` while a background refresh task is alive.
     pub fn is_running(&self) -> bool {
-        self.0.strong_count() > 0
+        self.0.alive.load(Ordering::Acquire)
     }
+}
+
+/// What a caller does after looking at the cache under the flight lock.
+enum Join {
+    /// Fresh credentials appeared meanwhile.
+    Fresh(Arc<Entry>),
+    /// Valid credentials inside the mandatory window while a failed refresh
+    /// backs off: serve them.
+    ServeCached(Arc<Entry>),
+    /// Nothing valid, and the last fetch failed moments ago: its error.
+    SharedError(RefreshError),
+    /// Wait for this fetch.
+    Wait(Arc<Flight>),
 }
 
 impl<S: CredentialSource> RefreshingCache<S> {
@@ -134,8 +188,7 @@ impl<S: CredentialSource> RefreshingCache<S> {
                 clock,
                 rng,
                 wake: Arc::new(Notify::new()),
-                task_started: AtomicBool::new(false),
-                task_marker: Mutex::new(Weak::new()),
+                task: Arc::new(TaskState::default()),
             }),
         }
     }
@@ -155,11 +208,19 @@ impl<S: CredentialSource> RefreshingCache<S> {
     }
 
     /// Valid credentials that need no refresh, without waiting: the hot path.
+    ///
+    /// Inside a tokio runtime it also restarts the background refresh if the
+    /// runtime that ran it has shut down.
     #[inline]
     pub fn cached(&self) -> Option<Credentials> {
         let guard = self.inner.slot.load();
         let entry = guard.as_ref()?;
-        self.is_fresh(entry).then(|| entry.credentials.clone())
+        if self.is_fresh(entry) {
+            self.ensure_task();
+            Some(entry.credentials.clone())
+        } else {
+            None
+        }
     }
 
     /// The hot path of [`SdkIdentityCache`](crate::identity_cache::SdkIdentityCache):
@@ -168,204 +229,281 @@ impl<S: CredentialSource> RefreshingCache<S> {
     pub(crate) fn cached_identity(&self) -> Option<Identity> {
         let guard = self.inner.slot.load();
         let entry = guard.as_ref()?;
-        self.is_fresh(entry).then(|| entry.identity.clone())
-    }
-
-    /// The cached credentials, fresh or not (no expiry check): what a caller
-    /// resolving through this cache has just been given.
-    pub(crate) fn current(&self) -> Option<Credentials> {
-        self.inner
-            .slot
-            .load()
-            .as_ref()
-            .map(|e| e.credentials.clone())
+        if self.is_fresh(entry) {
+            self.ensure_task();
+            Some(entry.identity.clone())
+        } else {
+            None
+        }
     }
 
     /// Credentials, fetching only when there are none or they are inside the
-    /// mandatory window. Must be called within a tokio runtime.
+    /// mandatory window.
+    ///
+    /// Works on any tokio runtime, current-thread or multi-thread. Outside a
+    /// runtime it still returns valid cached credentials, and fails with
+    /// [`ErrorKind::NoRuntime`] when a fetch would be needed.
+    ///
+    /// # Panics
+    ///
+    /// When a fetch is needed on a runtime built without its time driver
+    /// (`tokio::runtime::Builder::enable_time`): tokio's timers panic there,
+    /// and a fetch cannot run without deadlines.
     pub async fn get(&self) -> Result<Credentials, RefreshError> {
         if let Some(c) = self.cached() {
-            self.ensure_task();
             return Ok(c);
         }
-        self.ensure_task();
         self.slow_path().await
+    }
+
+    /// Valid (unexpired) cached credentials at `now`.
+    fn valid_entry(&self, now: SystemTime) -> Option<Arc<Entry>> {
+        self.inner
+            .slot
+            .load_full()
+            .filter(|entry| now < entry.expiration)
+    }
+
+    fn serve_stale(&self, entry: &Entry, err: &RefreshError) -> Credentials {
+        self.inner
+            .counters
+            .served_stale
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            source = entry.label.as_str(),
+            expiration = %rfc3339::format(entry.expiration),
+            error_kind = err.kind().as_str(),
+            error = %err,
+            "credentials refresh failed; serving cached credentials until they expire"
+        );
+        entry.credentials.clone()
     }
 
     async fn slow_path(&self) -> Result<Credentials, RefreshError> {
         let inner = &self.inner;
+        if Handle::try_current().is_err() {
+            let err = RefreshError::new(inner.source.name(), FetchAborted::NoRuntime);
+            return match self.valid_entry(inner.clock.now()) {
+                Some(entry) => Ok(self.serve_stale(&entry, &err)),
+                None => Err(err),
+            };
+        }
+        self.ensure_task();
+        self.restart_stalled_task();
+        let mut waited = false;
+        let mut rejoined = false;
+        loop {
+            let flight = match self.join_flight(true) {
+                Join::Fresh(entry) => return Ok(entry.credentials.clone()),
+                Join::ServeCached(entry) => {
+                    inner.counters.served_stale.fetch_add(1, Ordering::Relaxed);
+                    return Ok(entry.credentials.clone());
+                }
+                Join::SharedError(err) => return Err(err),
+                Join::Wait(flight) => flight,
+            };
+            if !waited {
+                waited = true;
+                inner.counters.waits.fetch_add(1, Ordering::Relaxed);
+            }
+            let err = match self.wait(&flight).await {
+                Ok(entry) => return Ok(entry.credentials.clone()),
+                Err(err) => err,
+            };
+            // A fetch cancelled under us (its runtime shut down) says nothing
+            // about the source: start one on this caller's runtime, once.
+            if !rejoined && is_cancelled(&err) {
+                rejoined = true;
+                continue;
+            }
+            return match self.valid_entry(inner.clock.now()) {
+                Some(entry) => Ok(self.serve_stale(&entry, &err)),
+                None => Err(err),
+            };
+        }
+    }
+
+    /// Under the flight lock: join the fetch in flight, start one, or answer
+    /// without fetching. `request` is `false` for the background task, which
+    /// acts on its schedule only.
+    fn join_flight(&self, request: bool) -> Join {
+        let inner = &self.inner;
+        let mut slot = inner.flight.lock().unwrap_or_else(|p| p.into_inner());
         let now = inner.clock.now();
-        let current = inner.slot.load_full();
-        if let Some(entry) = &current {
-            // Inside the mandatory window but still valid, and a retry is
-            // already scheduled after a failure: serve the cache rather than
-            // hammering a failing agent once per caller.
-            let sched = inner.schedule.lock().unwrap_or_else(|p| p.into_inner());
-            if now < entry.expiration
-                && sched.consecutive_failures > 0
-                && sched.next_refresh.is_some_and(|t| now < t)
-            {
-                drop(sched);
-                inner.counters.served_stale.fetch_add(1, Ordering::Relaxed);
-                return Ok(entry.credentials.clone());
+        if let Some(flight) = slot.as_ref() {
+            if flight.result.get().is_none() && !self.is_stalled(flight, now) {
+                return Join::Wait(flight.clone());
+            }
+            // Ended (its guard is about to clear it) or stalled: replace it.
+            *slot = None;
+        }
+        // Re-check under the lock: a fetch may have completed between the
+        // caller's read and here.
+        if let Some(entry) = inner.slot.load_full() {
+            if now < entry.wait_from && !self.refresh_due(now) {
+                return Join::Fresh(entry);
             }
         }
-        let flight = match self.join_flight() {
-            Ok(flight) => flight,
-            Err(fresh) => return Ok(fresh.credentials.clone()),
-        };
-        inner.counters.waits.fetch_add(1, Ordering::Relaxed);
-        match flight.await {
-            Ok(entry) => Ok(entry.credentials.clone()),
-            Err(err) => {
-                if let Some(entry) = inner.slot.load_full() {
-                    if inner.clock.now() < entry.expiration {
-                        inner.counters.served_stale.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(
-                            source = entry.label.as_str(),
-                            expiration = %rfc3339::format(entry.expiration),
-                            error_kind = err.kind().as_str(),
-                            error = %err,
-                            "credentials refresh failed; serving cached credentials until they expire"
-                        );
-                        return Ok(entry.credentials.clone());
+        if request {
+            let sched = inner.schedule.lock().unwrap_or_else(|p| p.into_inner());
+            match self.valid_entry(now) {
+                // Inside the mandatory window but still valid, and a retry is
+                // already scheduled after a failure: serve the cache rather
+                // than hammering a failing agent once per caller.
+                Some(entry) => {
+                    if sched.consecutive_failures > 0 && sched.next_refresh.is_some_and(|t| now < t)
+                    {
+                        return Join::ServeCached(entry);
                     }
+                }
+                // Nothing valid and the last fetch failed moments ago: share
+                // its error (the agent's rate budget is the whole node's).
+                None => {
+                    if let (Some(until), Some(err)) = (sched.retry_after, &sched.last_error) {
+                        if now < until {
+                            return Join::SharedError(err.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let Ok(handle) = Handle::try_current() else {
+            return Join::SharedError(RefreshError::new(
+                inner.source.name(),
+                FetchAborted::NoRuntime,
+            ));
+        };
+        let flight = Arc::new(Flight {
+            started: now,
+            result: OnceLock::new(),
+            done: Notify::new(),
+        });
+        *slot = Some(flight.clone());
+        drop(slot);
+        let guard = FlightGuard {
+            cache: self.clone(),
+            flight: flight.clone(),
+        };
+        handle.spawn(guard.run());
+        Join::Wait(flight)
+    }
+
+    /// A fetch that outlived its deadline and margin: the task running it
+    /// is not being polled.
+    fn is_stalled(&self, flight: &Flight, now: SystemTime) -> bool {
+        now.duration_since(flight.started)
+            .is_ok_and(|age| age > self.wait_limit())
+    }
+
+    fn wait_limit(&self) -> Duration {
+        self.inner.source.fetch_timeout() + FETCH_SLACK + WAIT_MARGIN
+    }
+
+    /// Waits for `flight`, never longer than the fetch deadline plus a
+    /// margin, even if the task running it is never polled again.
+    async fn wait(&self, flight: &Arc<Flight>) -> Result<Arc<Entry>, RefreshError> {
+        let limit = self.wait_limit();
+        let wait = async {
+            loop {
+                let notified = flight.done.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(result) = flight.result.get() {
+                    return result.clone();
+                }
+                notified.await;
+            }
+        };
+        match tokio::time::timeout(limit, wait).await {
+            Ok(result) => result,
+            Err(_) => {
+                let err = RefreshError::new(
+                    self.inner.source.name(),
+                    FetchAborted::Stalled { after: limit },
+                );
+                // Give up on it: the next caller starts a new fetch.
+                let mut slot = self.inner.flight.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.as_ref().is_some_and(|f| Arc::ptr_eq(f, flight)) {
+                    *slot = None;
+                    drop(slot);
+                    self.record_failure(&err, false);
                 }
                 Err(err)
             }
         }
     }
 
-    /// Joins the in-flight fetch or starts one. `Err(entry)` means fresh
-    /// credentials appeared meanwhile and no fetch is needed.
-    fn join_flight(&self) -> Result<Flight, Arc<Entry>> {
-        let inner = &self.inner;
-        let mut slot = inner.flight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(flight) = slot.as_ref() {
-            return Ok(flight.clone());
-        }
-        // Re-check under the lock: a fetch may have completed between the
-        // caller's read and here.
-        if let Some(entry) = inner.slot.load_full() {
-            if inner.clock.now() < entry.wait_from && !self.refresh_due() {
-                return Err(entry);
-            }
-        }
-        let this = self.clone();
-        let name = inner.source.name();
-        let handle = tokio::spawn(async move { this.run_fetch().await });
-        let flight = async move {
-            match handle.await {
-                Ok(result) => result,
-                Err(join) => Err(RefreshError::new(name, Aborted(join.to_string()))),
-            }
-        }
-        .boxed()
-        .shared();
-        *slot = Some(flight.clone());
-        Ok(flight)
-    }
-
-    fn refresh_due(&self) -> bool {
+    fn refresh_due(&self, now: SystemTime) -> bool {
         let sched = self
             .inner
             .schedule
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        sched
-            .next_refresh
-            .is_some_and(|t| self.inner.clock.now() >= t)
+        sched.next_refresh.is_some_and(|t| now >= t)
     }
 
-    /// One fetch, run as its own task so it completes (and fills the cache)
-    /// even if every waiter gives up.
-    async fn run_fetch(self) -> Result<Arc<Entry>, RefreshError> {
+    /// One fetch with acceptance: credentials that arrive already expired
+    /// (or inside their own mandatory window) count as a failed attempt and
+    /// are fetched again with the source's backoff, all within the source's
+    /// fetch deadline.
+    async fn fetch_accepted(&self) -> Result<Arc<Entry>, RefreshError> {
         let inner = &self.inner;
         inner.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let name = inner.source.name();
         tracing::debug!(source = name, "credentials fetch started");
-        let result = inner
-            .source
-            .fetch()
-            .await
-            .and_then(|fetched| self.accept(fetched));
-        let now = inner.clock.now();
-        let outcome = match result {
-            Ok(entry) => {
-                inner.slot.store(Some(entry.clone()));
-                inner.counters.successes.fetch_add(1, Ordering::Relaxed);
-                let lifetime = entry
-                    .expiration
-                    .duration_since(now)
-                    .unwrap_or(Duration::ZERO);
-                let next = inner
-                    .policy
-                    .refresh_at(entry.expiration, lifetime, &*inner.rng);
-                {
-                    let mut s = inner.schedule.lock().unwrap_or_else(|p| p.into_inner());
-                    s.next_refresh = Some(next);
-                    s.consecutive_failures = 0;
-                    s.last_refresh = Some(now);
+        let retry = inner.source.retry_policy();
+        let deadline = inner.source.fetch_timeout();
+        let attempts = async {
+            let mut attempt = 1;
+            loop {
+                let fetched = inner.source.fetch().await?;
+                let err = match self.accept(fetched) {
+                    Ok(entry) => return Ok(entry),
+                    Err(err) => err,
+                };
+                if attempt >= retry.max_attempts {
+                    return Err(err);
                 }
-                tracing::info!(
-                    source = entry.label.as_str(),
-                    expiration = %rfc3339::format(entry.expiration),
-                    next_refresh = %rfc3339::format(next),
-                    "credentials refreshed"
-                );
-                Ok(entry)
-            }
-            Err(err) => {
-                inner.counters.failures.fetch_add(1, Ordering::Relaxed);
-                let current = inner.slot.load_full();
-                let remaining = current
-                    .as_ref()
-                    .and_then(|e| e.expiration.duration_since(now).ok());
-                let mut s = inner.schedule.lock().unwrap_or_else(|p| p.into_inner());
-                s.consecutive_failures += 1;
-                s.last_error_kind = Some(err.kind());
-                // Keep retrying in the background once we have ever had
-                // credentials, so the next caller finds fresh ones; a cache
-                // that never succeeded is driven by callers alone.
-                s.next_refresh = current.as_ref().map(|_| {
-                    now + inner.policy.failure_backoff(
-                        s.consecutive_failures,
-                        remaining.unwrap_or(Duration::ZERO),
-                        &*inner.rng,
-                    )
-                });
+                let delay = retry.backoff(attempt, &*inner.rng);
                 tracing::warn!(
                     source = name,
+                    attempt,
                     error_kind = err.kind().as_str(),
                     error = %err,
-                    consecutive_failures = s.consecutive_failures,
-                    cached_valid_for_secs = remaining.map(|d| d.as_secs()),
-                    "credentials fetch failed"
+                    delay_ms = delay.as_millis() as u64,
+                    "unusable credentials received; fetching again"
                 );
-                Err(err)
+                tokio::time::sleep(delay).await;
+                attempt += 1;
             }
         };
-        // Clear the flight only after the slot is updated, so a caller that
-        // finds no flight also finds the new credentials.
-        *inner.flight.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        inner.wake.notify_one();
-        outcome
+        let limit = deadline + FETCH_SLACK;
+        tokio::time::timeout(limit, attempts)
+            .await
+            .unwrap_or_else(|_| {
+                Err(RefreshError::new(
+                    name,
+                    FetchAborted::DeadlineExceeded { after: deadline },
+                ))
+            })
     }
 
+    /// Acceptance uses the cache's own mandatory window `M(L)`, with `L`
+    /// the validity left on arrival: credentials inside it would make every
+    /// caller wait at once.
     fn accept(&self, fetched: Fetched) -> Result<Arc<Entry>, RefreshError> {
         let now = self.inner.clock.now();
-        let window = self.inner.policy.mandatory_window;
-        let remaining = fetched
+        let lifetime = fetched
             .expiration
             .duration_since(now)
             .unwrap_or(Duration::ZERO);
-        if remaining <= window {
+        let mandatory = self.inner.policy.mandatory_window_for(lifetime);
+        if lifetime <= mandatory {
             return Err(RefreshError::new(
                 self.inner.source.name(),
-                ExpiresTooSoon::new(fetched.expiration, now, window),
+                ExpiresTooSoon::new(fetched.expiration, now, mandatory),
             ));
         }
-        let mandatory = self.inner.policy.mandatory_window_for(remaining);
         Ok(Arc::new(Entry {
             identity: Identity::from(fetched.credentials.clone()),
             credentials: fetched.credentials,
@@ -375,21 +513,151 @@ impl<S: CredentialSource> RefreshingCache<S> {
         }))
     }
 
+    /// Records how `flight` ended, publishes the result to its waiters and
+    /// clears the flight slot. Called exactly once per flight, by its guard.
+    fn finish(&self, flight: &Arc<Flight>, result: Result<Arc<Entry>, RefreshError>) {
+        let inner = &self.inner;
+        match &result {
+            Ok(entry) => self.record_success(entry),
+            Err(err) => self.record_failure(err, !is_cancelled(err)),
+        }
+        let _ = flight.result.set(result);
+        // Clear the flight only after the slot is updated, so a caller that
+        // finds no flight also finds the new credentials.
+        {
+            let mut slot = inner.flight.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.as_ref().is_some_and(|f| Arc::ptr_eq(f, flight)) {
+                *slot = None;
+            }
+        }
+        flight.done.notify_waiters();
+        inner.wake.notify_one();
+    }
+
+    fn record_success(&self, entry: &Arc<Entry>) {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        inner.slot.store(Some(entry.clone()));
+        inner.counters.successes.fetch_add(1, Ordering::Relaxed);
+        let lifetime = entry
+            .expiration
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO);
+        let next = inner
+            .policy
+            .refresh_at(entry.expiration, lifetime, &*inner.rng);
+        {
+            let mut s = inner.schedule.lock().unwrap_or_else(|p| p.into_inner());
+            s.next_refresh = Some(next);
+            s.consecutive_failures = 0;
+            s.last_refresh = Some(now);
+            s.retry_after = None;
+            s.last_error = None;
+        }
+        tracing::info!(
+            source = entry.label.as_str(),
+            expiration = %rfc3339::format(entry.expiration),
+            next_refresh = %rfc3339::format(next),
+            "credentials refreshed"
+        );
+    }
+
+    /// A failed fetch: counted, shown in `status()`, and (unless it says
+    /// nothing about the source, like a cancelled task) shared with callers
+    /// for the error backoff.
+    fn record_failure(&self, err: &RefreshError, share: bool) {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        inner.counters.failures.fetch_add(1, Ordering::Relaxed);
+        let current = inner.slot.load_full();
+        let remaining = current
+            .as_ref()
+            .and_then(|e| e.expiration.duration_since(now).ok());
+        let mut s = inner.schedule.lock().unwrap_or_else(|p| p.into_inner());
+        s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+        s.last_error_kind = Some(err.kind());
+        if share {
+            s.retry_after = Some(
+                now + inner
+                    .policy
+                    .error_backoff(s.consecutive_failures, &*inner.rng),
+            );
+            s.last_error = Some(err.clone());
+        }
+        // Keep retrying in the background once we have ever had
+        // credentials, so the next caller finds fresh ones; a cache that
+        // never succeeded is driven by callers alone.
+        s.next_refresh = current.as_ref().map(|_| {
+            now + inner.policy.failure_backoff(
+                s.consecutive_failures,
+                remaining.unwrap_or(Duration::ZERO),
+                &*inner.rng,
+            )
+        });
+        tracing::warn!(
+            source = inner.source.name(),
+            error_kind = err.kind().as_str(),
+            error = %err,
+            consecutive_failures = s.consecutive_failures,
+            cached_valid_for_secs = remaining.map(|d| d.as_secs()),
+            "credentials fetch failed"
+        );
+    }
+
+    /// Starts the background task if none is alive (the first call, or the
+    /// runtime that ran it has shut down). One atomic load when it runs.
+    #[inline]
     fn ensure_task(&self) {
-        if self.inner.task_started.load(Ordering::Relaxed)
-            || self.inner.task_started.swap(true, Ordering::AcqRel)
+        if !self.inner.task.alive.load(Ordering::Acquire) {
+            self.start_task(false);
+        }
+    }
+
+    /// A task that should have refreshed long ago lives on a runtime that is
+    /// no longer driven: start another one here.
+    fn restart_stalled_task(&self) {
+        let now = self.inner.clock.now();
+        let overdue = self
+            .next_wakeup()
+            .and_then(|due| now.duration_since(due).ok())
+            .is_some_and(|late| late > self.wait_limit());
+        let idle = self
+            .inner
+            .flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none();
+        if overdue && idle && self.inner.task.alive.load(Ordering::Acquire) {
+            tracing::warn!(
+                source = self.inner.source.name(),
+                "background refresh is overdue (its runtime is not running); restarting it on this runtime"
+            );
+            self.start_task(true);
+        }
+    }
+
+    #[cold]
+    fn start_task(&self, force: bool) {
+        let Ok(handle) = Handle::try_current() else {
+            return;
+        };
+        let task = &self.inner.task;
+        if force {
+            task.alive.store(true, Ordering::Release);
+        } else if task
+            .alive
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
         {
             return;
         }
-        let marker = Arc::new(());
-        *self
-            .inner
-            .task_marker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&marker);
-        let weak = Arc::downgrade(&self.inner);
-        let wake = self.inner.wake.clone();
-        tokio::spawn(refresher(weak, wake, marker));
+        let generation = task.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        handle.spawn(refresher(
+            Arc::downgrade(&self.inner),
+            self.inner.wake.clone(),
+            task.clone(),
+            generation,
+        ));
     }
 
     /// The SDK-facing future: ready at once on the hot path, boxed only when
@@ -413,15 +681,10 @@ impl<S: CredentialSource> RefreshingCache<S> {
         crate::SdkIdentityCache::new(self.clone())
     }
 
-    /// A handle telling whether the background task is running.
+    /// A handle telling whether the background task is running. It may be
+    /// taken at any time, before the first fetch included.
     pub fn task_watch(&self) -> TaskWatch {
-        TaskWatch(
-            self.inner
-                .task_marker
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        )
+        TaskWatch(self.inner.task.clone())
     }
 
     /// A snapshot of the cache's state.
@@ -457,10 +720,79 @@ impl<S: CredentialSource> RefreshingCache<S> {
     }
 }
 
+fn is_cancelled(err: &RefreshError) -> bool {
+    matches!(
+        err.source_error().downcast_ref::<FetchAborted>(),
+        Some(FetchAborted::Cancelled)
+    )
+}
+
+/// Owned by the task running a fetch: finishes the flight however the task
+/// ends. Completion and panics finish it in [`FlightGuard::run`]; a task
+/// dropped before completing (its runtime shut down) finishes it in `drop`.
+struct FlightGuard<S: CredentialSource> {
+    cache: RefreshingCache<S>,
+    flight: Arc<Flight>,
+}
+
+impl<S: CredentialSource> FlightGuard<S> {
+    async fn run(self) {
+        let name = self.cache.inner.source.name();
+        let result = AssertUnwindSafe(self.cache.fetch_accepted())
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                Err(RefreshError::new(
+                    name,
+                    FetchAborted::Panicked { source_name: name },
+                ))
+            });
+        self.cache.finish(&self.flight, result);
+    }
+}
+
+impl<S: CredentialSource> Drop for FlightGuard<S> {
+    fn drop(&mut self) {
+        if self.flight.result.get().is_none() {
+            let err = RefreshError::new(self.cache.inner.source.name(), FetchAborted::Cancelled);
+            self.cache.finish(&self.flight, Err(err));
+        }
+    }
+}
+
+/// Marks the task dead when it ends, however it ends (returned, or dropped
+/// with its runtime), unless a newer task has replaced it.
+struct TaskAlive {
+    task: Arc<TaskState>,
+    generation: u64,
+}
+
+impl Drop for TaskAlive {
+    fn drop(&mut self) {
+        if self.task.generation.load(Ordering::Acquire) == self.generation {
+            self.task.alive.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// The background refresher. Holds the cache only through `Weak`, and never
-/// across a sleep, so dropping the last handle ends it.
-async fn refresher<S: CredentialSource>(weak: Weak<Inner<S>>, wake: Arc<Notify>, _marker: Arc<()>) {
+/// across a sleep, so dropping the last handle ends it. Every turn of its
+/// loop awaits a sleep, a wake-up or a fetch, so it cannot spin.
+async fn refresher<S: CredentialSource>(
+    weak: Weak<Inner<S>>,
+    wake: Arc<Notify>,
+    task: Arc<TaskState>,
+    generation: u64,
+) {
+    let _alive = TaskAlive {
+        task: task.clone(),
+        generation,
+    };
+    let current = || task.generation.load(Ordering::Acquire) == generation;
     loop {
+        if !current() {
+            return;
+        }
         let (due, clock) = {
             let Some(inner) = weak.upgrade() else { return };
             let cache = RefreshingCache { inner };
@@ -476,16 +808,23 @@ async fn refresher<S: CredentialSource>(weak: Weak<Inner<S>>, wake: Arc<Notify>,
                 _ = wake.notified() => continue,
             }
         }
+        if !current() {
+            return;
+        }
         let Some(inner) = weak.upgrade() else { return };
         let cache = RefreshingCache { inner };
-        if cache
-            .next_wakeup()
-            .is_some_and(|t| cache.inner.clock.now() >= t)
-        {
-            tracing::debug!(source = cache.inner.source.name(), "proactive refresh");
-            if let Ok(flight) = cache.join_flight() {
-                let _ = flight.await;
-            }
+        if !cache.refresh_due(cache.inner.clock.now()) {
+            continue;
+        }
+        tracing::debug!(source = cache.inner.source.name(), "proactive refresh");
+        if let Join::Wait(flight) = cache.join_flight(false) {
+            let _ = cache.wait(&flight).await;
+        }
+        // Whatever happened, never loop straight back into a due refresh.
+        let still_due = cache.refresh_due(cache.inner.clock.now());
+        drop(cache);
+        if still_due {
+            tokio::time::sleep(MIN_RETRY).await;
         }
     }
 }

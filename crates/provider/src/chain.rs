@@ -49,7 +49,7 @@ pub enum ChainError {
     #[error("EKS Pod Identity is configured but invalid (not falling back to IMDS): {0}")]
     PodIdentity(#[source] ConfigError),
     /// Inside Kubernetes without Pod Identity, IMDS would hand out the node role.
-    #[error("EKS Pod Identity is not configured for this pod ({missing} not set) and the fallback policy is Deny: IMDS here would hand out the node's IAM role, shared by every pod on the node. Fix: create a pod identity association for this pod's service account (and restart the pod), or, if the node role is really intended, opt in with CredentialChain::builder().fallback_policy(FallbackPolicy::Allow)")]
+    #[error("EKS Pod Identity is not configured for this pod ({missing} not set) and the fallback policy is Deny: IMDS here would hand out the node's IAM role, shared by every pod on the node. Fix: create a pod identity association for this pod's service account (and restart the pod), or, if the node role is really intended, opt in with .fallback_policy(FallbackPolicy::Allow) on DefaultChain::builder() or CredentialChain::builder()")]
     FallbackDenied {
         /// The missing variables.
         missing: String,
@@ -86,6 +86,20 @@ impl CredentialSource for ChainSource {
         }
     }
 
+    fn fetch_timeout(&self) -> Duration {
+        match self {
+            ChainSource::PodIdentity(s) => s.fetch_timeout(),
+            ChainSource::Imds { source, .. } => source.fetch_timeout(),
+        }
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        match self {
+            ChainSource::PodIdentity(s) => s.retry_policy(),
+            ChainSource::Imds { source, .. } => source.retry_policy(),
+        }
+    }
+
     async fn fetch(&self) -> Result<Fetched, RefreshError> {
         match self {
             ChainSource::PodIdentity(s) => s.fetch().await,
@@ -112,19 +126,26 @@ impl CredentialSource for ChainSource {
     }
 }
 
-/// The recommended entry point: Pod Identity when configured, otherwise
-/// IMDSv2 as the [`FallbackPolicy`] allows, behind the refreshing cache.
+/// The pod-aware tail of a credential chain: Pod Identity when configured,
+/// otherwise IMDSv2 as the [`FallbackPolicy`] allows, behind the refreshing
+/// cache. The facade crate's default chain puts it after the AWS SDK's
+/// environment, profile and web-identity links; use it alone where only
+/// those two sources may apply.
 ///
 /// ```no_run
 /// use eks_pod_identity_provider::chain::CredentialChain;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let chain = CredentialChain::builder().build()?;
+/// let ids = chain.identity_cache();
 /// let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-///     .credentials_provider(chain.clone())
-///     .identity_cache(chain.identity_cache())
 ///     .load()
-///     .await;
+///     .await
+///     .into_builder()
+///     // This very provider: requests through it read the chain's cache.
+///     .credentials_provider(ids.credentials_provider())
+///     .identity_cache(ids)
+///     .build();
 /// println!("credentials from {}", chain.status().source);
 /// # let _ = config; Ok(()) }
 /// ```
@@ -167,10 +188,10 @@ impl CredentialChain {
         self.cache.task_watch()
     }
 
-    /// This chain's cache as the SDK's identity cache: give it to the same
-    /// SDK config as the chain (`.identity_cache(chain.identity_cache())`)
-    /// so that requests skip the SDK's lazy cache and read ours directly.
-    /// See [`SdkIdentityCache`](crate::SdkIdentityCache) for why.
+    /// This chain's cache as the SDK's identity cache, with the one
+    /// credentials provider it serves directly
+    /// ([`SdkIdentityCache::credentials_provider`](crate::SdkIdentityCache::credentials_provider)).
+    /// See [`SdkIdentityCache`](crate::SdkIdentityCache) for why and how.
     pub fn identity_cache(&self) -> crate::SdkIdentityCache {
         self.cache.identity_cache()
     }
@@ -189,24 +210,31 @@ impl ProvideCredentials for CredentialChain {
 #[derive(Debug, Default, Clone)]
 pub struct CredentialChainBuilder {
     pod_identity: PodIdentityProviderBuilder,
+    /// Set by [`CredentialChainBuilder::context`]; else the Pod Identity builder's.
+    ctx: Option<ProviderContext>,
+    /// Set by [`CredentialChainBuilder::refresh_policy`]; else the Pod Identity builder's.
+    refresh: Option<RefreshPolicy>,
     fallback: Option<FallbackPolicy>,
     imds_endpoint: Option<String>,
     imds: ImdsOptions,
 }
 
 impl CredentialChainBuilder {
-    /// Replaces env, filesystem, clock, randomness and DNS.
+    /// Replaces env, filesystem, clock, randomness and DNS for the whole
+    /// chain. Takes precedence over a context given through
+    /// [`pod_identity`](Self::pod_identity), whatever the order of the calls.
     pub fn context(mut self, ctx: ProviderContext) -> Self {
-        self.pod_identity = self.pod_identity.context(ctx);
+        self.ctx = Some(ctx);
         self
     }
 
-    /// Configures the Pod Identity part (endpoint, token, timeouts...).
-    /// Its context and refresh policy are overridden by the chain's.
+    /// Configures the Pod Identity part (endpoint, token, timeouts, and also
+    /// context and refresh policy). The chain uses `builder`'s context and
+    /// refresh policy unless [`context`](Self::context) or
+    /// [`refresh_policy`](Self::refresh_policy) are called on the chain
+    /// builder, whose settings apply to the whole chain.
     pub fn pod_identity(mut self, builder: PodIdentityProviderBuilder) -> Self {
-        let ctx = self.pod_identity.ctx.clone();
-        let refresh = self.pod_identity.refresh.clone();
-        self.pod_identity = builder.context(ctx).refresh_policy(refresh);
+        self.pod_identity = builder;
         self
     }
 
@@ -250,22 +278,30 @@ impl CredentialChainBuilder {
         self
     }
 
-    /// Refresh windows and jitter for whichever source is selected.
+    /// Refresh windows and jitter for whichever source is selected. Takes
+    /// precedence over a policy given through [`pod_identity`](Self::pod_identity).
     pub fn refresh_policy(mut self, refresh: RefreshPolicy) -> Self {
-        self.pod_identity = self.pod_identity.refresh_policy(refresh);
+        self.refresh = Some(refresh);
         self
     }
 
-    /// The policy in force for this environment.
-    fn effective_policy(&self) -> FallbackPolicy {
+    /// The context and refresh policy in force: the chain's own when set,
+    /// else those of the Pod Identity builder.
+    fn settings(&self) -> (ProviderContext, RefreshPolicy) {
+        (
+            self.ctx
+                .clone()
+                .unwrap_or_else(|| self.pod_identity.ctx.clone()),
+            self.refresh
+                .clone()
+                .unwrap_or_else(|| self.pod_identity.refresh.clone()),
+        )
+    }
+
+    /// The fallback policy in force for this environment.
+    fn effective_policy(&self, ctx: &ProviderContext) -> FallbackPolicy {
         self.fallback.unwrap_or_else(|| {
-            if self
-                .pod_identity
-                .ctx
-                .env()
-                .non_empty(vars::KUBERNETES_SERVICE_HOST)
-                .is_some()
-            {
+            if ctx.env().non_empty(vars::KUBERNETES_SERVICE_HOST).is_some() {
                 FallbackPolicy::Deny
             } else {
                 FallbackPolicy::Allow
@@ -275,13 +311,17 @@ impl CredentialChainBuilder {
 
     /// Selects the source and builds the chain. Nothing is fetched yet.
     pub fn build(self) -> Result<CredentialChain, ChainError> {
-        let ctx = self.pod_identity.ctx.clone();
-        let refresh = self.pod_identity.refresh.clone();
-        let source = match self.pod_identity.build_source() {
+        let (ctx, refresh) = self.settings();
+        let pod_identity = self
+            .pod_identity
+            .clone()
+            .context(ctx.clone())
+            .refresh_policy(refresh.clone());
+        let source = match pod_identity.build_source() {
             Ok(agent) => ChainSource::PodIdentity(agent),
             Err(BuildError::Config(e)) => return Err(ChainError::PodIdentity(e)),
             Err(BuildError::NotConfigured) => {
-                let policy = self.effective_policy();
+                let policy = self.effective_policy(&ctx);
                 if policy == FallbackPolicy::Deny {
                     return Err(ChainError::FallbackDenied {
                         missing: format!("{} / {}", vars::FULL_URI, vars::TOKEN_FILE),
@@ -295,8 +335,7 @@ impl CredentialChainBuilder {
                         ImdsEndpointSetting::Endpoint(u) => u,
                     };
                 let source =
-                    ImdsSource::new(endpoint, ctx.clone(), self.imds, refresh.mandatory_window)
-                        .map_err(ChainError::Imds)?;
+                    ImdsSource::new(endpoint, ctx.clone(), self.imds).map_err(ChainError::Imds)?;
                 ChainSource::Imds {
                     source,
                     warn: policy == FallbackPolicy::Warn,
@@ -307,5 +346,77 @@ impl CredentialChainBuilder {
         Ok(CredentialChain {
             cache: RefreshingCache::new(source, refresh, ctx.clock.clone(), ctx.rng.clone()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MapEnv;
+    use crate::PodIdentityProvider;
+
+    fn pod_identity_env() -> ProviderContext {
+        ProviderContext::new().with_env(MapEnv::from_iter([
+            (vars::FULL_URI, "http://127.0.0.1:1/v1/credentials"),
+            (vars::TOKEN, "not-a-real-token"),
+        ]))
+    }
+
+    fn custom_refresh() -> RefreshPolicy {
+        RefreshPolicy {
+            jitter: false,
+            ..RefreshPolicy::default()
+        }
+    }
+
+    #[test]
+    fn pod_identity_builder_keeps_its_context_and_refresh_policy() {
+        let builder = CredentialChain::builder()
+            .fallback_policy(FallbackPolicy::Deny)
+            .pod_identity(
+                PodIdentityProvider::builder()
+                    .context(pod_identity_env())
+                    .refresh_policy(custom_refresh()),
+            );
+        let (ctx, refresh) = builder.settings();
+        assert_eq!(refresh, custom_refresh());
+        assert!(ctx.env().non_empty(vars::FULL_URI).is_some());
+        // Configured only through the Pod Identity builder's context: selected.
+        let chain = builder
+            .build()
+            .expect("Pod Identity from the builder's context");
+        assert!(chain.uses_pod_identity());
+    }
+
+    #[test]
+    fn chain_settings_win_over_the_pod_identity_builders_in_any_order() {
+        let empty = || ProviderContext::new().with_env(MapEnv::from_iter([("HOME", "/x")]));
+        for builder in [
+            CredentialChain::builder()
+                .context(empty())
+                .refresh_policy(RefreshPolicy::default())
+                .pod_identity(
+                    PodIdentityProvider::builder()
+                        .context(pod_identity_env())
+                        .refresh_policy(custom_refresh()),
+                ),
+            CredentialChain::builder()
+                .pod_identity(
+                    PodIdentityProvider::builder()
+                        .context(pod_identity_env())
+                        .refresh_policy(custom_refresh()),
+                )
+                .context(empty())
+                .refresh_policy(RefreshPolicy::default()),
+        ] {
+            let (ctx, refresh) = builder.settings();
+            assert_eq!(refresh, RefreshPolicy::default());
+            assert!(ctx.env().non_empty(vars::FULL_URI).is_none());
+            let err = builder
+                .fallback_policy(FallbackPolicy::Deny)
+                .build()
+                .expect_err("the chain's context has no Pod Identity");
+            assert!(matches!(err, ChainError::FallbackDenied { .. }), "{err}");
+        }
     }
 }

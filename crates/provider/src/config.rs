@@ -122,8 +122,9 @@ impl AgentEndpoint {
         self.must_resolve_to_allowed
     }
 
-    /// `true` when the host is loopback or link-local, where an HTTP proxy
-    /// from the environment must never be used.
+    /// `true` when the host is loopback or link-local (the agent's and ECS's
+    /// addresses). Informational: requests to any credentials endpoint
+    /// never use a proxy, whatever the host.
     pub fn is_local(&self) -> bool {
         match self.uri.host() {
             Some(Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local(),

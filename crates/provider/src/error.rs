@@ -46,8 +46,16 @@ pub enum ErrorKind {
     NoInstanceProfile,
     /// Falling back to IMDS was refused by the fallback policy.
     FallbackDenied,
-    /// The refresh could not complete (task cancelled or panicked).
+    /// The refresh could not complete (task cancelled or the source panicked).
     Internal,
+    /// The TLS handshake with an `https` endpoint failed (certificate,
+    /// protocol, or a peer that does not speak TLS).
+    Tls,
+    /// The connection broke after it was established (a truncated body, a
+    /// reset mid-response, an HTTP protocol error).
+    Transport,
+    /// Credentials were needed outside any tokio runtime.
+    NoRuntime,
 }
 
 impl ErrorKind {
@@ -70,6 +78,9 @@ impl ErrorKind {
             ErrorKind::NoInstanceProfile => "no_instance_profile",
             ErrorKind::FallbackDenied => "fallback_denied",
             ErrorKind::Internal => "internal",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Transport => "transport",
+            ErrorKind::NoRuntime => "no_runtime",
         }
     }
 }
@@ -141,6 +152,14 @@ pub enum ConfigError {
     /// The configured endpoint could not be turned into an HTTP client.
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    /// A builder setting (policy, timeout) is out of range.
+    #[error("invalid setting {field}: {reason}")]
+    InvalidSetting {
+        /// The setting, e.g. `refresh_policy.mandatory_window` or `timeouts.attempt`.
+        field: &'static str,
+        /// What is wrong with it and what it must be.
+        reason: String,
+    },
 }
 
 impl Classify for ConfigError {
@@ -268,7 +287,15 @@ pub enum AgentError {
         /// What was wrong.
         source: ParseError,
     },
-    /// Any other transport failure.
+    /// The TLS handshake failed (https endpoints only).
+    #[error("TLS handshake with the credentials endpoint at {uri} failed: {detail}; check the endpoint speaks https and its certificate is trusted")]
+    Tls {
+        /// The agent URI.
+        uri: String,
+        /// The underlying error.
+        detail: String,
+    },
+    /// Any other transport failure (a broken or truncated response).
     #[error("request to the Pod Identity Agent at {uri} failed: {detail}")]
     Transport {
         /// The agent URI.
@@ -336,7 +363,8 @@ impl Classify for AgentError {
             AgentError::BodyTooLarge { .. } | AgentError::InvalidResponse { .. } => {
                 ErrorKind::InvalidResponse
             }
-            AgentError::Transport { .. } => ErrorKind::Connect,
+            AgentError::Tls { .. } => ErrorKind::Tls,
+            AgentError::Transport { .. } => ErrorKind::Transport,
         }
     }
 }
@@ -456,14 +484,47 @@ impl Classify for ExpiresTooSoon {
     }
 }
 
-/// The refresh task ended without an answer (cancelled or panicked).
+/// A fetch that ended without an answer from its source.
 #[derive(Debug, thiserror::Error)]
-#[error("the credentials refresh was aborted before it completed ({0}); this is a bug, please report it")]
-pub(crate) struct Aborted(pub(crate) String);
+#[non_exhaustive]
+pub enum FetchAborted {
+    /// The task running the fetch was dropped before it completed, usually
+    /// because the tokio runtime it ran on shut down.
+    #[error("the credentials fetch was cancelled before it completed (the tokio runtime running it shut down); the next call starts a new fetch")]
+    Cancelled,
+    /// The credential source panicked.
+    #[error("the credential source {source_name} panicked during the fetch (a bug in that source); the next call starts a new fetch")]
+    Panicked {
+        /// The source's name.
+        source_name: &'static str,
+    },
+    /// The fetch did not finish within its deadline plus a margin: the
+    /// runtime running it is no longer driven.
+    #[error("the credentials fetch did not finish within {after:?} (the tokio runtime running it is blocked or no longer driven); the next call starts a new fetch")]
+    Stalled {
+        /// How long the caller waited.
+        after: Duration,
+    },
+    /// The source did not complete the fetch within its deadline.
+    #[error("the credential source did not complete a fetch within {after:?}")]
+    DeadlineExceeded {
+        /// The source's fetch deadline.
+        after: Duration,
+    },
+    /// Credentials were needed outside any tokio runtime.
+    #[error("credentials must be fetched but no tokio runtime is running: call from inside a tokio runtime (with time and I/O drivers enabled)")]
+    NoRuntime,
+}
 
-impl Classify for Aborted {
+impl Classify for FetchAborted {
     fn kind(&self) -> ErrorKind {
-        ErrorKind::Internal
+        match self {
+            FetchAborted::Cancelled | FetchAborted::Panicked { .. } => ErrorKind::Internal,
+            FetchAborted::Stalled { .. } | FetchAborted::DeadlineExceeded { .. } => {
+                ErrorKind::Timeout
+            }
+            FetchAborted::NoRuntime => ErrorKind::NoRuntime,
+        }
     }
 }
 
@@ -547,12 +608,29 @@ pub enum ImdsError {
         /// What was wrong.
         source: ParseError,
     },
-    /// Any other transport failure.
+    /// Any other transport failure (a broken or truncated response, TLS).
     #[error("request to IMDS at {endpoint} failed: {detail}")]
     Transport {
         /// The IMDS endpoint.
         endpoint: String,
         /// The underlying error.
+        detail: String,
+    },
+    /// The TLS handshake failed (an `https` IMDS endpoint override).
+    #[error("TLS handshake with IMDS at {endpoint} failed: {detail}; check the endpoint speaks https and its certificate is trusted")]
+    Tls {
+        /// The IMDS endpoint.
+        endpoint: String,
+        /// The underlying error.
+        detail: String,
+    },
+    /// IMDS answered something that is not what the protocol says (an
+    /// unusable session token, an invalid role name).
+    #[error("IMDS at {endpoint} sent an invalid answer: {detail}")]
+    Malformed {
+        /// The IMDS endpoint.
+        endpoint: String,
+        /// What was wrong.
         detail: String,
     },
 }
@@ -576,13 +654,16 @@ impl Classify for ImdsError {
             ImdsError::TokenUnanswered { .. } | ImdsError::Timeout { .. } => ErrorKind::Timeout,
             ImdsError::Disabled { .. } => ErrorKind::ImdsDisabled,
             ImdsError::NoInstanceProfile { .. } => ErrorKind::NoInstanceProfile,
-            ImdsError::Connect { .. } | ImdsError::Transport { .. } => ErrorKind::Connect,
+            ImdsError::Connect { .. } => ErrorKind::Connect,
+            ImdsError::Transport { .. } => ErrorKind::Transport,
+            ImdsError::Tls { .. } => ErrorKind::Tls,
             ImdsError::Status { status, .. } if *status >= 500 => ErrorKind::ServerError,
             ImdsError::Status { status: 429, .. } => ErrorKind::Throttled,
             ImdsError::Status { .. } => ErrorKind::ClientError,
             ImdsError::MissingTtlHeader { .. }
             | ImdsError::BodyTooLarge { .. }
-            | ImdsError::InvalidResponse { .. } => ErrorKind::InvalidResponse,
+            | ImdsError::InvalidResponse { .. }
+            | ImdsError::Malformed { .. } => ErrorKind::InvalidResponse,
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The HTTP client shared by the agent and IMDS sources.
 //!
 //! Hardening that every credential endpoint gets: no redirects (a redirect
-//! could carry the token elsewhere), no proxy for loopback/link-local targets
-//! (a proxy from `HTTP_PROXY` would see the token and could not reach a
-//! link-local address anyway), short connect timeouts, a capped body, and,
+//! could carry the token elsewhere), never a proxy, whatever the host form
+//! (a proxy from `HTTP_PROXY` would receive the token, and the allow-list
+//! check of a hostname would apply to the proxy instead of the real
+//! target), short connect timeouts, a capped body, and,
 //! for plain-http hostnames, a resolver that refuses any address that is not
 //! an allowed credentials endpoint *at connect time* (no resolve-then-connect
 //! race).
@@ -87,8 +88,8 @@ impl reqwest::dns::Resolve for AllowListResolver {
     }
 }
 
-/// Connect timeout, read timeout, proxy bypass, resolver identity.
-type ClientKey = (Duration, Option<Duration>, bool, Option<usize>);
+/// Connect timeout, read timeout, resolver identity.
+type ClientKey = (Duration, Option<Duration>, Option<usize>);
 
 /// Settings of one HTTP client.
 #[derive(Debug, Clone)]
@@ -96,7 +97,6 @@ pub(crate) struct ClientSettings {
     pub(crate) connect_timeout: Duration,
     /// Per-read timeout (IMDS: a token PUT that connects and hangs must end fast).
     pub(crate) read_timeout: Option<Duration>,
-    pub(crate) bypass_proxy: bool,
     pub(crate) restrict_resolution: Option<Arc<dyn HostResolver>>,
 }
 
@@ -108,7 +108,6 @@ impl ClientSettings {
         (
             self.connect_timeout,
             self.read_timeout,
-            self.bypass_proxy,
             self.restrict_resolution
                 .as_ref()
                 .map(|r| Arc::as_ptr(r).cast::<()>() as usize),
@@ -150,6 +149,8 @@ pub(crate) fn shared_client(
 fn builder(settings: ClientSettings) -> reqwest::ClientBuilder {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // Never a proxy: it would receive the token (see the module docs).
+        .no_proxy()
         .connect_timeout(settings.connect_timeout)
         // No idle connections: a shared client outlives runtimes and local
         // endpoints, and a pooled connection from a runtime that has shut
@@ -160,9 +161,6 @@ fn builder(settings: ClientSettings) -> reqwest::ClientBuilder {
         .user_agent(concat!("eks-pod-identity/", env!("CARGO_PKG_VERSION")));
     if let Some(read_timeout) = settings.read_timeout {
         b = b.read_timeout(read_timeout);
-    }
-    if settings.bypass_proxy {
-        b = b.no_proxy();
     }
     if let Some(resolver) = settings.restrict_resolution {
         b = b.dns_resolver(AllowListResolver(resolver));
@@ -207,6 +205,28 @@ pub(crate) fn find_refusal<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a 
     None
 }
 
+/// Whether a TLS failure is in an error's source chain (a certificate
+/// problem, or a peer that does not speak TLS). `io::Error` hides its inner
+/// error from `source()`, so it is opened explicitly.
+pub(crate) fn is_tls_error(err: &(dyn StdError + 'static)) -> bool {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if is_tls_error(inner) {
+                return true;
+            }
+        }
+        cur = e.source();
+    }
+    false
+}
+
 /// The innermost error message, without the noisy wrapper chain.
 pub(crate) fn root_cause(err: &(dyn StdError + 'static)) -> String {
     let mut cur = err;
@@ -224,7 +244,6 @@ mod tests {
         ClientSettings {
             connect_timeout: Duration::from_millis(connect_ms),
             read_timeout: None,
-            bypass_proxy: true,
             restrict_resolution: None,
         }
     }

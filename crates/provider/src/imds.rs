@@ -31,12 +31,23 @@ const TOKEN_TTL_SECS: u64 = 21_600;
 const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(120);
 
 /// IMDS client settings.
+///
+/// ```
+/// use eks_pod_identity_provider::imds::ImdsOptions;
+/// use std::time::Duration;
+/// let options = ImdsOptions::default().with_fetch_timeout(Duration::from_secs(5));
+/// assert!(options.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ImdsOptions {
     /// TCP connect timeout (default 1 s).
     pub connect_timeout: Duration,
     /// Read timeout per attempt (default 1 s).
     pub read_timeout: Duration,
+    /// Deadline of a whole fetch: token, role and credentials requests,
+    /// retries included (default 10 s).
+    pub fetch_timeout: Duration,
     /// Per-request retries of 5xx/connect/timeouts (default 3 attempts).
     pub retry: RetryPolicy,
     /// Fall back to IMDSv1 (no token) when the token request fails other
@@ -45,7 +56,9 @@ pub struct ImdsOptions {
     pub allow_imdsv1: bool,
     /// Extend credentials that arrive already expired by 10 min + up to
     /// 5 min of jitter, with a warning (IMDS serves stale credentials during
-    /// its own outages; the SDKs do the same). Default on.
+    /// its own outages; the SDKs do the same). Default on. This is the one
+    /// case where credentials are used past the expiry their source stated;
+    /// credentials that are still valid, however briefly, are never extended.
     pub extend_stale_credentials: bool,
 }
 
@@ -54,10 +67,79 @@ impl Default for ImdsOptions {
         Self {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
+            fetch_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             allow_imdsv1: false,
             extend_stale_credentials: true,
         }
+    }
+}
+
+impl ImdsOptions {
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`read_timeout`](Self::read_timeout).
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// Sets [`fetch_timeout`](Self::fetch_timeout).
+    pub fn with_fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// Sets [`retry`](Self::retry).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets [`allow_imdsv1`](Self::allow_imdsv1).
+    pub fn with_allow_imdsv1(mut self, allow: bool) -> Self {
+        self.allow_imdsv1 = allow;
+        self
+    }
+
+    /// Sets [`extend_stale_credentials`](Self::extend_stale_credentials).
+    pub fn with_extend_stale_credentials(mut self, extend: bool) -> Self {
+        self.extend_stale_credentials = extend;
+        self
+    }
+
+    /// The deadline of one request: connect plus two reads (headers, body).
+    fn exchange_deadline(&self) -> Duration {
+        self.connect_timeout + self.read_timeout * 2
+    }
+
+    /// Checks the settings; the error names the offending field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: String| Err(ConfigError::InvalidSetting { field, reason });
+        for (field, value) in [
+            ("imds.connect_timeout", self.connect_timeout),
+            ("imds.read_timeout", self.read_timeout),
+            ("imds.fetch_timeout", self.fetch_timeout),
+        ] {
+            if value.is_zero() {
+                return invalid(field, "must be more than zero".into());
+            }
+        }
+        if self.exchange_deadline() > self.fetch_timeout {
+            return invalid(
+                "imds.fetch_timeout",
+                format!(
+                    "{:?} is less than one request's deadline (connect + 2 × read = {:?})",
+                    self.fetch_timeout,
+                    self.exchange_deadline()
+                ),
+            );
+        }
+        self.retry.validate_as("imds.retry")
     }
 }
 
@@ -73,9 +155,6 @@ pub struct ImdsSource {
     ctx: ProviderContext,
     options: ImdsOptions,
     token: Mutex<Option<SessionToken>>,
-    /// Credentials expire at least this long after arrival or count as
-    /// stale (the cache's mandatory window).
-    min_validity: Duration,
 }
 
 impl fmt::Debug for ImdsSource {
@@ -93,22 +172,20 @@ enum Auth {
 }
 
 impl ImdsSource {
-    /// An IMDS client for `endpoint`. Credentials that arrive with less than
-    /// `min_validity` left are treated as stale (see
-    /// [`ImdsOptions::extend_stale_credentials`]). Most users want
+    /// An IMDS client for `endpoint`; fails when `options` are out of range
+    /// ([`ImdsOptions::validate`]). Most users want
     /// [`CredentialChain`](crate::CredentialChain) instead.
     pub fn new(
         endpoint: Url,
         ctx: ProviderContext,
         options: ImdsOptions,
-        min_validity: Duration,
     ) -> Result<Self, ConfigError> {
+        options.validate()?;
         // The shared hardening (no redirects, no proxy) plus a read timeout:
         // a token PUT that connects and then hangs must end quickly.
         let client = http::shared_client(ClientSettings {
             connect_timeout: options.connect_timeout,
             read_timeout: Some(options.read_timeout),
-            bypass_proxy: true,
             restrict_resolution: None,
         })
         .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
@@ -118,7 +195,6 @@ impl ImdsSource {
             ctx,
             options,
             token: Mutex::new(None),
-            min_validity,
         })
     }
 
@@ -145,14 +221,14 @@ impl ImdsSource {
         let mut req = self.client.request(method.clone(), self.url(path));
         if let Some((k, v)) = header {
             let mut value =
-                reqwest::header::HeaderValue::from_str(v).map_err(|_| ImdsError::Transport {
+                reqwest::header::HeaderValue::from_str(v).map_err(|_| ImdsError::Malformed {
                     endpoint: self.endpoint_str(),
-                    detail: "invalid header value".into(),
+                    detail: format!("the {k} header value is not a valid header"),
                 })?;
             value.set_sensitive(k == TOKEN_HEADER);
             req = req.header(k, value);
         }
-        let deadline = self.options.connect_timeout + self.options.read_timeout * 2;
+        let deadline = self.options.exchange_deadline();
         let fut = async {
             let resp = req
                 .send()
@@ -197,6 +273,12 @@ impl ImdsSource {
     }
 
     fn transport_error(&self, e: reqwest::Error, method: &Method, path: &str) -> ImdsError {
+        if http::is_tls_error(&e) {
+            return ImdsError::Tls {
+                endpoint: self.endpoint_str(),
+                detail: http::root_cause(&e),
+            };
+        }
         if e.is_connect() {
             if e.is_timeout() {
                 ImdsError::Timeout {
@@ -327,15 +409,14 @@ impl ImdsSource {
             .ok()
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty() && s.bytes().all(|b| (0x21..0x7f).contains(&b)))
-            .ok_or_else(|| ImdsError::Transport {
+            .ok_or_else(|| ImdsError::Malformed {
                 endpoint: self.endpoint_str(),
                 detail: "the session token is empty or not printable ASCII".into(),
             })?;
         let value = Secret::new(value);
-        let lifetime = Duration::from_secs(ttl_secs).saturating_sub(TOKEN_REFRESH_MARGIN);
         *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(SessionToken {
             value: value.clone(),
-            refresh_after: now + lifetime,
+            refresh_after: token_refresh_after(now, ttl_secs),
         });
         Ok(Auth::Token(value))
     }
@@ -390,7 +471,7 @@ impl ImdsSource {
                 detail: "empty",
             })?;
         if role.contains('/') || role.contains("..") {
-            return Err(ImdsError::Transport {
+            return Err(ImdsError::Malformed {
                 endpoint: self.endpoint_str(),
                 detail: format!("role name {role:?} is not a valid IAM role name"),
             });
@@ -406,7 +487,9 @@ impl ImdsSource {
             })?;
         let mut expiration = doc.expiration;
         let now = self.ctx.clock.now();
-        if self.options.extend_stale_credentials && expiration <= now + self.min_validity {
+        // Only credentials that are really expired: anything still valid is
+        // the cache's to accept or refetch, never extended.
+        if self.options.extend_stale_credentials && expiration <= now {
             let extended = now
                 + Duration::from_secs(600)
                 + uniform(&*self.ctx.rng, Duration::ZERO, Duration::from_secs(300));
@@ -441,14 +524,79 @@ impl ImdsSource {
     }
 }
 
+/// When to renew a session token that IMDS says lives `ttl_secs`: the TTL
+/// is capped at what we asked for, so a hostile or broken header
+/// (`9999999999999999999`) cannot overflow the clock.
+fn token_refresh_after(now: SystemTime, ttl_secs: u64) -> SystemTime {
+    let lifetime =
+        Duration::from_secs(ttl_secs.min(TOKEN_TTL_SECS)).saturating_sub(TOKEN_REFRESH_MARGIN);
+    now.checked_add(lifetime).unwrap_or(now)
+}
+
 impl CredentialSource for ImdsSource {
     fn name(&self) -> &'static str {
         "imds"
     }
 
     async fn fetch(&self) -> Result<Fetched, RefreshError> {
-        self.fetch_inner()
+        let deadline = self.options.fetch_timeout;
+        tokio::time::timeout(deadline, self.fetch_inner())
             .await
+            .unwrap_or_else(|_| {
+                Err(ImdsError::Timeout {
+                    endpoint: self.endpoint_str(),
+                    path: "(whole fetch)".into(),
+                    after: deadline,
+                })
+            })
             .map_err(|e| RefreshError::new("imds", e))
+    }
+
+    fn fetch_timeout(&self) -> Duration {
+        self.options.fetch_timeout
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        self.options.retry.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_token_ttls_are_capped_not_overflowed() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let capped = now + Duration::from_secs(TOKEN_TTL_SECS) - TOKEN_REFRESH_MARGIN;
+        assert_eq!(token_refresh_after(now, 9_999_999_999_999_999_999), capped);
+        assert_eq!(token_refresh_after(now, u64::MAX), capped);
+        assert_eq!(token_refresh_after(now, 21_600), capped);
+        assert_eq!(token_refresh_after(now, 60), now);
+        assert_eq!(
+            token_refresh_after(now, 300),
+            now + Duration::from_secs(180)
+        );
+    }
+
+    #[test]
+    fn options_validation_names_the_field() {
+        let field = |o: ImdsOptions| match o.validate() {
+            Err(ConfigError::InvalidSetting { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert!(ImdsOptions::default().validate().is_ok());
+        assert_eq!(
+            field(ImdsOptions::default().with_fetch_timeout(Duration::from_secs(2))),
+            "imds.fetch_timeout"
+        );
+        assert_eq!(
+            field(ImdsOptions::default().with_read_timeout(Duration::ZERO)),
+            "imds.read_timeout"
+        );
+        assert_eq!(
+            field(ImdsOptions::default().with_retry(RetryPolicy::default().with_max_attempts(0))),
+            "imds.retry.max_attempts"
+        );
     }
 }

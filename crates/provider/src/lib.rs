@@ -35,8 +35,8 @@ pub mod token;
 pub use chain::{ChainError, CredentialChain, CredentialChainBuilder, FallbackPolicy};
 pub use context::ProviderContext;
 pub use error::{
-    AgentError, Classify, ConfigError, ErrorKind, ExpiresTooSoon, ImdsError, ParseError,
-    RefreshError, TokenError, TokenOrigin,
+    AgentError, Classify, ConfigError, ErrorKind, ExpiresTooSoon, FetchAborted, ImdsError,
+    ParseError, RefreshError, TokenError, TokenOrigin,
 };
 pub use http::{HostResolver, SystemResolver, MAX_BODY_BYTES};
 pub use identity_cache::SdkIdentityCache;

@@ -32,12 +32,18 @@ pub enum BuildError {
 /// * Credentials are refreshed at a jittered instant inside the advisory
 ///   window before expiry, so requests never wait for a refresh while valid
 ///   credentials exist.
-/// * Callers wait only with no credentials or inside the 60 s mandatory
-///   window, and then share one fetch.
-/// * A failed refresh keeps serving valid cached credentials.
+/// * Callers wait only with no credentials or inside the mandatory window
+///   (`min(60 s, L/4)` for credentials of lifetime `L`), and then share one
+///   fetch.
+/// * A failed refresh keeps serving valid cached credentials; after a failed
+///   fetch with nothing valid cached, callers share its error for a short
+///   backoff instead of asking the agent again.
 ///
 /// Cloning is cheap (shared state). The background task ends when the last
-/// clone is dropped. Must be used inside a tokio runtime.
+/// clone is dropped. Fetches need a tokio runtime (any flavour, any number
+/// of them over the provider's life; the background refresh moves to the
+/// next caller's runtime when its own shuts down); outside one, calls fail
+/// with [`ErrorKind::NoRuntime`] unless valid credentials are cached.
 ///
 /// ```no_run
 /// use eks_pod_identity_provider::PodIdentityProvider;
@@ -77,6 +83,11 @@ impl PodIdentityProvider {
     }
 
     /// Credentials, waiting only when a refresh is mandatory.
+    ///
+    /// # Panics
+    ///
+    /// When a fetch is needed on a tokio runtime built without its time
+    /// driver (see [`RefreshingCache::get`]).
     pub async fn credentials(&self) -> Result<aws_credential_types::Credentials, RefreshError> {
         self.cache.get().await
     }
@@ -196,6 +207,20 @@ impl PodIdentityProviderBuilder {
         self
     }
 
+    /// All three timeouts at once (see [`Timeouts`]).
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Checks the retry policy, refresh policy and timeouts; the error names
+    /// the offending field.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        self.retry.validate()?;
+        self.refresh.validate()?;
+        self.timeouts.validate()
+    }
+
     /// Resolves endpoint and token: builder values first, then environment.
     pub(crate) fn resolve(&self) -> Result<(AgentEndpoint, Option<TokenSource>), BuildError> {
         let env = self.ctx.env();
@@ -213,6 +238,7 @@ impl PodIdentityProviderBuilder {
     }
 
     pub(crate) fn build_source(&self) -> Result<AgentSource, BuildError> {
+        self.validate()?;
         let (endpoint, token) = self.resolve()?;
         Ok(AgentSource::new(
             endpoint,
@@ -223,8 +249,9 @@ impl PodIdentityProviderBuilder {
         )?)
     }
 
-    /// Builds the provider. Fails when Pod Identity is not configured or the
-    /// endpoint is refused; nothing is fetched yet.
+    /// Builds the provider. Fails when a setting is out of range
+    /// ([`ConfigError::InvalidSetting`] names it), Pod Identity is not
+    /// configured or the endpoint is refused; nothing is fetched yet.
     pub fn build(self) -> Result<PodIdentityProvider, BuildError> {
         let source = self.build_source()?;
         Ok(PodIdentityProvider {

@@ -1,11 +1,21 @@
 //! Per-fetch retry policy: exponential backoff with full jitter.
 
+use crate::error::ConfigError;
 use crate::time::{uniform, RandomSource};
 use std::time::Duration;
 
 /// How one fetch retries transient failures (5xx, 429, connect errors,
-/// timeouts). Other 4xx are never retried.
+/// timeouts, and credentials that arrive already expired). Other 4xx are
+/// never retried.
+///
+/// ```
+/// use eks_pod_identity_provider::RetryPolicy;
+/// use std::time::Duration;
+/// let retry = RetryPolicy::default().with_max_attempts(5).with_max_delay(Duration::from_secs(2));
+/// assert!(retry.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Total attempts per fetch, including the first (default 3).
     pub max_attempts: u32,
@@ -32,6 +42,58 @@ impl RetryPolicy {
             max_attempts: 1,
             ..Self::default()
         }
+    }
+
+    /// Sets [`max_attempts`](Self::max_attempts).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Sets [`base_delay`](Self::base_delay).
+    pub fn with_base_delay(mut self, delay: Duration) -> Self {
+        self.base_delay = delay;
+        self
+    }
+
+    /// Sets [`max_delay`](Self::max_delay).
+    pub fn with_max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// Checks the settings; `prefix` names the policy in the error
+    /// (`retry_policy`, `imds.retry`).
+    pub(crate) fn validate_as(&self, prefix: &'static str) -> Result<(), ConfigError> {
+        let field = |name: &'static str| -> &'static str {
+            match (prefix, name) {
+                ("imds.retry", "max_attempts") => "imds.retry.max_attempts",
+                ("imds.retry", _) => "imds.retry.max_delay",
+                (_, "max_attempts") => "retry_policy.max_attempts",
+                _ => "retry_policy.max_delay",
+            }
+        };
+        if self.max_attempts == 0 {
+            return Err(ConfigError::InvalidSetting {
+                field: field("max_attempts"),
+                reason: "must be at least 1 (the first attempt counts)".into(),
+            });
+        }
+        if self.max_delay < self.base_delay {
+            return Err(ConfigError::InvalidSetting {
+                field: field("max_delay"),
+                reason: format!(
+                    "{:?} is less than base_delay ({:?})",
+                    self.max_delay, self.base_delay
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the settings; the error names the offending field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_as("retry_policy")
     }
 
     /// The delay before retry number `retry` (1-based): uniform in

@@ -7,27 +7,49 @@
 //!                                 drawn uniformly (jitter)   only here (M)
 //! ```
 
+use crate::error::ConfigError;
 use crate::time::{uniform, RandomSource};
 use std::time::{Duration, SystemTime};
 
 /// Tunables of the refreshing cache.
+///
+/// Build one from [`RefreshPolicy::default()`] and the `with_*` setters;
+/// settings are checked when a provider is built (see
+/// [`RefreshPolicy::validate`]).
+///
+/// ```
+/// use eks_pod_identity_provider::RefreshPolicy;
+/// use std::time::Duration;
+/// let policy = RefreshPolicy::default().with_mandatory_window(Duration::from_secs(30));
+/// assert!(policy.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RefreshPolicy {
-    /// Inside this window before expiry callers wait for a refresh
-    /// (default 60 s; capped at a quarter of the credentials' lifetime).
-    /// Credentials that arrive with less than this left count as a failed
-    /// fetch.
+    /// The largest mandatory window `M` (default 60 s). For credentials of
+    /// lifetime `L` (the validity left when they arrive) callers wait only
+    /// inside `min(M, L/4)` before expiry, and credentials are accepted only
+    /// when their validity exceeds that same window. At most 150 s (half
+    /// the smallest advisory window), so the background refresh always
+    /// lands before it.
     pub mandatory_window: Duration,
     /// Draw the background refresh instant at random inside the advisory
     /// window (default `true`). Disabling it makes every pod that fetched at
     /// the same time refresh at the same time.
     pub jitter: bool,
-    /// First retry ceiling after a failed background refresh (default 1 s).
+    /// First retry ceiling after a failed background refresh, and the first
+    /// step of the error backoff (default 1 s).
     pub failure_backoff_base: Duration,
     /// Largest retry ceiling after failed refreshes (default 5 min); also
     /// bounded by a quarter of the remaining validity so several attempts
     /// fit before expiry.
     pub failure_backoff_max: Duration,
+    /// With no valid credentials cached, callers within this backoff after a
+    /// failed fetch share its error instead of starting a new fetch. The
+    /// interval after `n` consecutive failures is drawn in `[c/2, c]` with
+    /// `c = min(error_backoff_max, failure_backoff_base·2^(n−1))`, and
+    /// resets on success (default 5 s).
+    pub error_backoff_max: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -37,7 +59,80 @@ impl Default for RefreshPolicy {
             jitter: true,
             failure_backoff_base: Duration::from_secs(1),
             failure_backoff_max: Duration::from_secs(300),
+            error_backoff_max: Duration::from_secs(5),
         }
+    }
+}
+
+/// The largest allowed [`RefreshPolicy::mandatory_window`]: half the
+/// smallest advisory window of the table in [`advisory_window`].
+pub const MAX_MANDATORY_WINDOW: Duration = Duration::from_secs(150);
+
+impl RefreshPolicy {
+    /// Sets [`mandatory_window`](Self::mandatory_window).
+    pub fn with_mandatory_window(mut self, window: Duration) -> Self {
+        self.mandatory_window = window;
+        self
+    }
+
+    /// Sets [`jitter`](Self::jitter).
+    pub fn with_jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sets [`failure_backoff_base`](Self::failure_backoff_base).
+    pub fn with_failure_backoff_base(mut self, base: Duration) -> Self {
+        self.failure_backoff_base = base;
+        self
+    }
+
+    /// Sets [`failure_backoff_max`](Self::failure_backoff_max).
+    pub fn with_failure_backoff_max(mut self, max: Duration) -> Self {
+        self.failure_backoff_max = max;
+        self
+    }
+
+    /// Sets [`error_backoff_max`](Self::error_backoff_max).
+    pub fn with_error_backoff_max(mut self, max: Duration) -> Self {
+        self.error_backoff_max = max;
+        self
+    }
+
+    /// Checks the settings; the error names the offending field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: String| Err(ConfigError::InvalidSetting { field, reason });
+        if self.mandatory_window > MAX_MANDATORY_WINDOW {
+            return invalid(
+                "refresh_policy.mandatory_window",
+                format!(
+                    "{:?} is more than half the smallest advisory window ({MAX_MANDATORY_WINDOW:?}): the background refresh could land inside it and make callers wait",
+                    self.mandatory_window
+                ),
+            );
+        }
+        if self.failure_backoff_base.is_zero() {
+            return invalid(
+                "refresh_policy.failure_backoff_base",
+                "must be more than zero, or a failing source is retried in a tight loop".into(),
+            );
+        }
+        if self.failure_backoff_max < self.failure_backoff_base {
+            return invalid(
+                "refresh_policy.failure_backoff_max",
+                format!(
+                    "{:?} is less than failure_backoff_base ({:?})",
+                    self.failure_backoff_max, self.failure_backoff_base
+                ),
+            );
+        }
+        if self.error_backoff_max.is_zero() {
+            return invalid(
+                "refresh_policy.error_backoff_max",
+                "must be more than zero, or a failing agent gets one request per caller".into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -98,6 +193,19 @@ impl RefreshPolicy {
             ceiling = ceiling.min(remaining / 4);
         }
         uniform(rng, Duration::ZERO, ceiling).max(floor)
+    }
+
+    /// How long callers share the error of a failed fetch when nothing valid
+    /// is cached, after `failures` consecutive failures: uniform in
+    /// `[c/2, c]`, `c = min(error_backoff_max, failure_backoff_base·2^(n−1))`.
+    /// Never zero, so a fast-failing agent is never asked once per caller.
+    pub(crate) fn error_backoff(&self, failures: u32, rng: &dyn RandomSource) -> Duration {
+        let ceiling = self
+            .failure_backoff_base
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+            .min(self.error_backoff_max)
+            .max(Duration::from_millis(1));
+        uniform(rng, ceiling / 2, ceiling)
     }
 }
 
@@ -162,7 +270,7 @@ mod tests {
             }
             assert!(buckets.iter().all(|b| *b > 2_000), "{buckets:?}");
         }
-        let fixed = RefreshPolicy { jitter: false, ..p };
+        let fixed = p.with_jitter(false);
         let lifetime = Duration::from_secs(3600);
         assert_eq!(
             fixed.refresh_at(exp, lifetime, &rng),
@@ -180,5 +288,59 @@ mod tests {
             let d = p.failure_backoff(failures, Duration::from_secs(86_400), &rng);
             assert!(d <= p.failure_backoff_max);
         }
+    }
+
+    #[test]
+    fn error_backoff_grows_with_jitter_and_is_capped() {
+        let p = RefreshPolicy::default();
+        let rng = FastRandom::seeded(3);
+        for (n, lo, hi) in [
+            (1u32, 500u64, 1_000u64),
+            (2, 1_000, 2_000),
+            (3, 2_000, 4_000),
+            (4, 2_500, 5_000),
+            (30, 2_500, 5_000),
+        ] {
+            let draws: Vec<_> = (0..1_000).map(|_| p.error_backoff(n, &rng)).collect();
+            let (lo, hi) = (Duration::from_millis(lo), Duration::from_millis(hi));
+            assert!(draws.iter().all(|d| *d >= lo && *d <= hi), "n={n}");
+            assert!(
+                draws.iter().any(|d| *d < lo + (hi - lo) / 4),
+                "jittered, n={n}"
+            );
+            assert!(
+                draws.iter().any(|d| *d > hi - (hi - lo) / 4),
+                "jittered, n={n}"
+            );
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let field = |p: RefreshPolicy| match p.validate() {
+            Err(ConfigError::InvalidSetting { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert!(RefreshPolicy::default().validate().is_ok());
+        assert!(RefreshPolicy::default()
+            .with_mandatory_window(MAX_MANDATORY_WINDOW)
+            .validate()
+            .is_ok());
+        assert_eq!(
+            field(RefreshPolicy::default().with_mandatory_window(Duration::from_secs(151))),
+            "refresh_policy.mandatory_window"
+        );
+        assert_eq!(
+            field(RefreshPolicy::default().with_failure_backoff_base(Duration::ZERO)),
+            "refresh_policy.failure_backoff_base"
+        );
+        assert_eq!(
+            field(RefreshPolicy::default().with_failure_backoff_max(Duration::from_millis(10))),
+            "refresh_policy.failure_backoff_max"
+        );
+        assert_eq!(
+            field(RefreshPolicy::default().with_error_backoff_max(Duration::ZERO)),
+            "refresh_policy.error_backoff_max"
+        );
     }
 }

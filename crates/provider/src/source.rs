@@ -1,10 +1,11 @@
 //! The one trait every credential source implements.
 
 use crate::error::RefreshError;
+use crate::retry::RetryPolicy;
 use aws_credential_types::Credentials;
 use std::fmt::Debug;
 use std::future::Future;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Credentials as handed from a source to the cache.
 #[derive(Debug, Clone)]
@@ -23,11 +24,30 @@ pub struct Fetched {
 /// gets proactive refresh, single-flight and static stability for free.
 ///
 /// A source performs one complete fetch per call, including its own
-/// per-attempt retries; it does not cache.
+/// per-attempt retries; it does not cache. The cache runs each fetch in a
+/// task of its own under [`fetch_timeout`](Self::fetch_timeout), turns a
+/// panic into a typed error, and retries credentials that arrive already
+/// expired with [`retry_policy`](Self::retry_policy).
 pub trait CredentialSource: Send + Sync + Debug + 'static {
     /// A short, stable name used in errors and logs (`pod-identity`, `imds`).
     fn name(&self) -> &'static str;
 
     /// Fetches fresh credentials.
     fn fetch(&self) -> impl Future<Output = Result<Fetched, RefreshError>> + Send;
+
+    /// The deadline of one whole fetch, retries included (default
+    /// [`DEFAULT_FETCH_TIMEOUT`]). Callers never wait much longer than this
+    /// for one fetch.
+    fn fetch_timeout(&self) -> Duration {
+        DEFAULT_FETCH_TIMEOUT
+    }
+
+    /// How the cache retries, within the same fetch, credentials that
+    /// arrive already expired (default [`RetryPolicy::default`]).
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::default()
+    }
 }
+
+/// The fetch deadline of a source that does not set its own.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(12);

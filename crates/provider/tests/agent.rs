@@ -89,11 +89,10 @@ impl Fixture {
 }
 
 fn fast_retries() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-    }
+    RetryPolicy::default()
+        .with_max_attempts(3)
+        .with_base_delay(Duration::from_millis(1))
+        .with_max_delay(Duration::from_millis(5))
 }
 
 fn agent_error(err: &eks_pod_identity_provider::RefreshError) -> &AgentError {
@@ -125,6 +124,27 @@ async fn sends_raw_token_and_parses_credentials() {
     assert_eq!(p.status().source, "pod-identity");
 }
 
+/// A wall clock the test moves by hand.
+#[derive(Debug, Clone)]
+struct ManualClock(std::sync::Arc<std::sync::Mutex<SystemTime>>);
+
+impl ManualClock {
+    fn now_real() -> Self {
+        Self(std::sync::Arc::new(
+            std::sync::Mutex::new(SystemTime::now()),
+        ))
+    }
+    fn advance(&self, d: Duration) {
+        *self.0.lock().unwrap() += d;
+    }
+}
+
+impl eks_pod_identity_provider::time::Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap()
+    }
+}
+
 #[tokio::test]
 async fn token_file_is_reread_on_every_fetch() {
     let f = Fixture::new().await;
@@ -132,11 +152,22 @@ async fn token_file_is_reread_on_every_fetch() {
         .respond_with(ResponseTemplate::new(200).set_body_json(body(Duration::from_secs(30))))
         .mount(&f.server)
         .await;
-    // 30 s credentials are inside the 60 s mandatory window: every call fetches.
-    let p = f.provider();
-    assert!(p.credentials().await.is_err());
+    let clock = ManualClock::now_real();
+    let p = PodIdentityProvider::builder()
+        .context(
+            ProviderContext::new()
+                .with_env(f.env())
+                .with_clock(clock.clone()),
+        )
+        .retry_policy(fast_retries())
+        .build()
+        .unwrap();
+    // 30 s credentials are accepted on defaults (mandatory window 7.5 s).
+    p.credentials().await.expect("30 s credentials");
     std::fs::write(&f.token_path, TOKEN_B).unwrap();
-    assert!(p.credentials().await.is_err());
+    // Into their mandatory window: the next call fetches, with the new token.
+    clock.advance(Duration::from_secs(25));
+    p.credentials().await.expect("refetched");
     let seen: Vec<_> = f
         .requests()
         .await
@@ -151,6 +182,63 @@ async fn token_file_is_reread_on_every_fetch() {
         })
         .collect();
     assert_eq!(seen, [TOKEN_A, TOKEN_B]);
+}
+
+/// Twenty-second credentials (what the example app got from its
+/// agent) work on the default policy: accepted, served from the cache.
+#[tokio::test]
+async fn short_lived_credentials_are_accepted_on_defaults() {
+    let f = Fixture::new().await;
+    Mock::given(path("/v1/credentials"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body(Duration::from_secs(20))))
+        .mount(&f.server)
+        .await;
+    let p = f.provider();
+    for _ in 0..100 {
+        p.credentials().await.expect("20 s credentials on defaults");
+    }
+    assert_eq!(f.requests().await.len(), 1, "served from the cache");
+}
+
+/// An agent that answers 404 at once (no association): callers share the
+/// error during the backoff instead of each asking the agent, whose rate
+/// budget is the whole node's.
+#[tokio::test]
+async fn a_fast_failing_agent_gets_one_request_per_backoff_not_per_caller() {
+    let f = Fixture::new().await;
+    Mock::given(path("/v1/credentials"))
+        .respond_with(text(
+            404,
+            "[r]: (ResourceNotFoundException): no association, fault: client",
+        ))
+        .mount(&f.server)
+        .await;
+    let clock = ManualClock::now_real();
+    let p = PodIdentityProvider::builder()
+        .context(
+            ProviderContext::new()
+                .with_env(f.env())
+                .with_clock(clock.clone()),
+        )
+        .build()
+        .unwrap();
+    for _ in 0..500 {
+        let err = p.credentials().await.unwrap_err();
+        assert_eq!(agent_error(&err).status(), Some(404));
+    }
+    assert_eq!(
+        f.requests().await.len(),
+        1,
+        "500 callers, one agent request"
+    );
+    // After the backoff (at most 1 s after a first failure) the next caller
+    // asks again, once.
+    clock.advance(Duration::from_secs(1));
+    for _ in 0..500 {
+        p.credentials().await.unwrap_err();
+    }
+    assert_eq!(f.requests().await.len(), 2);
+    assert_eq!(p.status().consecutive_failures, 2);
 }
 
 #[tokio::test]
@@ -242,12 +330,19 @@ async fn client_errors_are_not_retried_and_keep_the_agents_message() {
 #[tokio::test]
 async fn expired_token_rereads_the_file_and_retries_once_at_once() {
     let f = Fixture::new().await;
+    // The agent rejects TOKEN_A as expired, and the kubelet rotates the
+    // file to TOKEN_B while that answer is on its way: the provider must
+    // re-read the file and retry at once, within the same fetch.
+    let token_path = f.token_path.clone();
     Mock::given(path("/v1/credentials"))
         .and(header("authorization", TOKEN_A))
-        .respond_with(text(
-            400,
-            "Service account token failed basic claim validations: token is expired",
-        ))
+        .respond_with(move |_: &Request| {
+            std::fs::write(&token_path, format!("{TOKEN_B}\n")).unwrap();
+            text(
+                400,
+                "Service account token failed basic claim validations: token is expired",
+            )
+        })
         .mount(&f.server)
         .await;
     Mock::given(path("/v1/credentials"))
@@ -256,18 +351,43 @@ async fn expired_token_rereads_the_file_and_retries_once_at_once() {
         .mount(&f.server)
         .await;
     let p = f.provider();
-    // The kubelet rotates the token while our first request is being rejected.
-    let token_path = f.token_path.clone();
-    let err = p.credentials().await.unwrap_err();
+    let creds = p.credentials().await.expect("the retry with the new token");
+    assert_eq!(creds.access_key_id(), "ASIAAGENTTEST");
+    let sent: Vec<_> = f
+        .requests()
+        .await
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("authorization")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(sent, [TOKEN_A, TOKEN_B], "re-read and retried exactly once");
+    let status = p.status();
+    assert_eq!((status.fetches, status.failures), (1, 0));
+}
+
+#[tokio::test]
+async fn expired_token_is_retried_only_once_when_the_file_is_not_rotated() {
+    let f = Fixture::new().await;
+    Mock::given(path("/v1/credentials"))
+        .respond_with(text(
+            400,
+            "Service account token failed basic claim validations: token is expired",
+        ))
+        .mount(&f.server)
+        .await;
+    let err = f.provider().credentials().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TokenExpired);
     assert_eq!(
         f.requests().await.len(),
         2,
-        "re-read and retried exactly once"
+        "one re-read, one retry, no more"
     );
-    std::fs::write(&token_path, TOKEN_B).unwrap();
-    p.credentials().await.unwrap();
-    assert_eq!(f.requests().await.len(), 3);
 }
 
 #[tokio::test]
@@ -481,4 +601,77 @@ async fn no_secret_in_debug_display_or_errors() {
             assert!(!s.contains(secret), "secret leaked into {s}");
         }
     }
+}
+
+/// https to a peer that does not speak TLS: a TLS error, named as such, not
+/// a connect failure (and not retried: it will not fix itself).
+#[tokio::test]
+async fn tls_failures_are_classified_as_tls() {
+    let f = Fixture::new().await;
+    let p = PodIdentityProvider::builder()
+        .context(ProviderContext::new().with_env(MapEnv::default()))
+        .endpoint(f.uri().replace("http://", "https://"))
+        .token(TOKEN_A)
+        .retry_policy(fast_retries())
+        .build()
+        .unwrap();
+    let err = p.credentials().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    assert!(
+        matches!(agent_error(&err), AgentError::Tls { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
+    assert!(!agent_error(&err).is_retryable());
+}
+
+/// Out-of-range settings fail at build, with an error that names the field.
+#[test]
+fn out_of_range_settings_fail_at_build_naming_the_field() {
+    use eks_pod_identity_provider::{ConfigError, RefreshPolicy};
+    let base = || {
+        PodIdentityProvider::builder()
+            .context(ProviderContext::new().with_env(MapEnv::default()))
+            .endpoint("http://169.254.170.23/v1/credentials")
+            .token(TOKEN_A)
+    };
+    let field = |built: Result<PodIdentityProvider, BuildError>| match built {
+        Err(BuildError::Config(ConfigError::InvalidSetting { field, .. })) => field,
+        other => panic!("{other:?}"),
+    };
+    assert!(base().build().is_ok(), "the defaults are valid");
+    assert_eq!(
+        field(base().attempt_timeout(Duration::from_secs(20)).build()),
+        "timeouts.attempt"
+    );
+    assert_eq!(
+        field(base().connect_timeout(Duration::ZERO).build()),
+        "timeouts.connect"
+    );
+    assert_eq!(
+        field(
+            base()
+                .refresh_policy(
+                    RefreshPolicy::default().with_mandatory_window(Duration::from_secs(200))
+                )
+                .build()
+        ),
+        "refresh_policy.mandatory_window"
+    );
+    assert_eq!(
+        field(
+            base()
+                .retry_policy(RetryPolicy::default().with_max_attempts(0))
+                .build()
+        ),
+        "retry_policy.max_attempts"
+    );
+    let err = base()
+        .attempt_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("timeouts.attempt") && err.to_string().contains("fetch timeout"),
+        "{err}"
+    );
 }

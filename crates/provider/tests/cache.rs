@@ -142,17 +142,29 @@ async fn expired_credentials_are_never_served() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn credentials_arriving_expired_or_inside_mandatory_window_fail_the_fetch() {
-    let (source, _) = setup(Step::Ok(Duration::ZERO));
+async fn credentials_arriving_expired_are_refetched_within_the_same_fetch() {
+    let (source, _) = setup(Step::Ok(HOUR));
+    // The first answer is already expired: a cold caller still gets the
+    // retried, valid credentials.
+    source.push(Step::Ok(Duration::ZERO));
     let cache = cache(source.clone(), RefreshPolicy::default());
+    let got = cache.get().await.expect("the retried credentials");
+    assert_eq!(source.calls(), 2, "one retry inside the fetch");
+    assert_eq!(got.access_key_id(), "ASIA000000000002");
+    let status = cache.status();
+    assert_eq!(
+        (status.fetches, status.successes, status.failures),
+        (1, 1, 0)
+    );
+
+    // Always expired: the fetch fails after the usual 3 attempts, typed.
+    let (source, _) = setup(Step::Ok(Duration::ZERO));
+    let cache = common::cache(source.clone(), RefreshPolicy::default());
     let err = cache.get().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ExpiresTooSoon);
     assert!(err.to_string().contains("already expired"), "{err}");
-    source.set_default(Step::Ok(Duration::from_secs(30)));
-    let err = cache.get().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ExpiresTooSoon);
-    source.set_default(Step::Ok(HOUR));
-    assert!(cache.get().await.is_ok());
+    assert_eq!(source.calls(), 3);
+    assert_eq!(cache.status().failures, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -165,11 +177,18 @@ async fn mandatory_window_waiters_share_one_fetch() {
     source.set_default(Step::Fail(ErrorKind::ServerError));
     tokio::time::advance(exp.duration_since(clock.now()).unwrap() - Duration::from_secs(30)).await;
     settle().await;
-    // Now inside the mandatory window; let the agent recover and make 50 callers arrive at once.
+    // Let the failing background fetch (50 ms) finish.
+    tokio::time::advance(Duration::from_millis(60)).await;
+    settle().await;
+    // Inside the mandatory window; the next background retry is scheduled.
+    let retry_at = cache.status().next_refresh.unwrap();
+    assert!(retry_at > clock.now() && retry_at < exp);
     source.set_default(Step::Ok(HOUR));
     let before = source.calls();
-    // Wait out any failure cooldown so callers must fetch.
-    tokio::time::advance(Duration::from_secs(10)).await;
+    let waits = cache.status().waits;
+    // 50 callers arrive exactly when the retry is due: they and the
+    // background task share one fetch.
+    tokio::time::advance(retry_at.duration_since(clock.now()).unwrap()).await;
     let calls = (0..50).map(|_| {
         let c = cache.clone();
         tokio::spawn(async move { c.get().await.unwrap() })
@@ -178,10 +197,12 @@ async fn mandatory_window_waiters_share_one_fetch() {
     assert!(got
         .iter()
         .all(|c| c.as_ref().unwrap().expiry().unwrap() > exp));
-    assert!(
-        source.calls() - before <= 1,
-        "at most one fetch for 50 waiters"
+    assert_eq!(
+        source.calls() - before,
+        1,
+        "exactly one fetch for 50 waiters"
     );
+    assert!(cache.status().waits > waits, "callers did wait for it");
     assert_eq!(source.0.max_in_flight.load(Ordering::SeqCst), 1);
 }
 
@@ -231,14 +252,49 @@ async fn works_on_a_multi_thread_runtime() {
     assert!(!watch.is_running());
 }
 
+/// Default policy, lifetimes from 4 s to 6 h: callers every 1/20 of the
+/// lifetime over ten lifetimes never fail and never wait after the cold
+/// start, and the source is asked about once per lifetime (the refresh
+/// runs between `A/2` and `A` before expiry: one to two fetches per
+/// lifetime).
+#[tokio::test(start_paused = true)]
+async fn default_policy_serves_every_lifetime_with_one_fetch_per_lifetime() {
+    for secs in [4u64, 20, 90, 15 * 60, 6 * 3600] {
+        let lifetime = Duration::from_secs(secs);
+        let (source, clock) = setup(Step::Ok(lifetime));
+        // An instant fetch: the test's time steps are coarser than a fetch.
+        source.set_delay(Duration::ZERO);
+        let cache = cache(source.clone(), RefreshPolicy::default());
+        let end = clock.now() + lifetime * 10;
+        let mut failed = 0;
+        let mut calls = 0;
+        while clock.now() < end {
+            calls += 1;
+            if cache.get().await.is_err() {
+                failed += 1;
+            }
+            tokio::time::advance(lifetime / 20).await;
+            settle().await;
+        }
+        let fetches = source.calls();
+        assert_eq!(failed, 0, "{secs} s: {failed} of {calls} calls failed");
+        assert_eq!(
+            cache.status().waits,
+            1,
+            "{secs} s: only the cold start waited"
+        );
+        assert_eq!(cache.status().failures, 0, "{secs} s");
+        assert!(
+            (10..=21).contains(&fetches),
+            "{secs} s: {fetches} fetches over 10 lifetimes"
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn short_lifetimes_rotate_once_per_lifetime() {
     let (source, clock) = setup(Step::Ok(Duration::from_secs(300)));
-    let policy = RefreshPolicy {
-        mandatory_window: Duration::from_secs(10),
-        ..RefreshPolicy::default()
-    };
-    let cache = cache(source.clone(), policy);
+    let cache = cache(source.clone(), RefreshPolicy::default());
     cache.get().await.unwrap();
     let end = clock.now() + Duration::from_secs(3000);
     while clock.now() < end {
@@ -250,4 +306,42 @@ async fn short_lifetimes_rotate_once_per_lifetime() {
     let n = source.calls();
     assert!((14..=21).contains(&n), "{n} fetches");
     assert_eq!(cache.status().waits, 1);
+}
+
+/// An agent that fails at once (a 404 for a missing association) with
+/// nothing cached: callers share the last error during a jittered
+/// exponential backoff capped at 5 s instead of asking again, and the
+/// backoff resets on success.
+#[tokio::test(start_paused = true)]
+async fn a_fast_failing_source_is_asked_at_a_bounded_rate() {
+    let (source, clock) = setup(Step::Fail(ErrorKind::ClientError));
+    source.set_delay(Duration::ZERO);
+    let cache = cache(source.clone(), RefreshPolicy::default());
+    // One caller every 10 ms for 60 s: 6,000 calls.
+    let start = clock.now();
+    let mut calls = 0;
+    while clock.now() < start + Duration::from_secs(60) {
+        let err = cache.get().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ClientError);
+        calls += 1;
+        tokio::time::advance(Duration::from_millis(10)).await;
+    }
+    let fetches = source.calls();
+    // Backoff 0.5–1 s, 1–2 s, 2–4 s, then 2.5–5 s: at most 4 + 57/2.5.
+    assert!(
+        (12..=27).contains(&fetches),
+        "{fetches} source requests for {calls} calls"
+    );
+    assert_eq!(
+        cache.status().waits as usize,
+        fetches,
+        "only fetching callers waited"
+    );
+
+    // A success resets the backoff (it grows with consecutive failures).
+    assert!(cache.status().consecutive_failures >= 10);
+    source.set_default(Step::Ok(HOUR));
+    tokio::time::advance(Duration::from_secs(5)).await;
+    cache.get().await.expect("the agent recovered");
+    assert_eq!(cache.status().consecutive_failures, 0);
 }

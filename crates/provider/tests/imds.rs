@@ -97,31 +97,21 @@ async fn mount_role(s: &MockServer, role: &str, token: &str) {
 }
 
 fn fast() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-    }
+    RetryPolicy::default()
+        .with_max_attempts(3)
+        .with_base_delay(Duration::from_millis(1))
+        .with_max_delay(Duration::from_millis(5))
 }
 
 fn source_with(s: &MockServer, ctx: ProviderContext, options: ImdsOptions) -> ImdsSource {
-    ImdsSource::new(
-        s.uri().parse().unwrap(),
-        ctx,
-        options,
-        Duration::from_secs(60),
-    )
-    .unwrap()
+    ImdsSource::new(s.uri().parse().unwrap(), ctx, options).unwrap()
 }
 
 fn source(s: &MockServer) -> ImdsSource {
     source_with(
         s,
         ProviderContext::new().with_env(MapEnv::default()),
-        ImdsOptions {
-            retry: fast(),
-            ..ImdsOptions::default()
-        },
+        ImdsOptions::default().with_retry(fast()),
     )
 }
 
@@ -333,10 +323,7 @@ async fn imdsv1_is_refused_by_default_and_used_only_when_allowed() {
     let allowed = source_with(
         &s,
         ProviderContext::new().with_env(MapEnv::default()),
-        ImdsOptions {
-            allow_imdsv1: true,
-            ..ImdsOptions::default()
-        },
+        ImdsOptions::default().with_allow_imdsv1(true),
     );
     assert_eq!(allowed.fetch().await.unwrap().label, "imds:node-role");
     let gets = s.received_requests().await.unwrap();
@@ -360,7 +347,6 @@ async fn a_token_request_that_is_never_answered_reports_the_hop_limit() {
         format!("http://{addr}").parse().unwrap(),
         ProviderContext::new().with_env(MapEnv::default()),
         ImdsOptions::default(),
-        Duration::from_secs(60),
     )
     .unwrap();
     let err = src.fetch().await.unwrap_err();
@@ -395,10 +381,7 @@ async fn stale_imds_credentials_are_extended_only_when_enabled() {
     let strict = source_with(
         &s,
         ProviderContext::new().with_env(MapEnv::default()),
-        ImdsOptions {
-            extend_stale_credentials: false,
-            ..ImdsOptions::default()
-        },
+        ImdsOptions::default().with_extend_stale_credentials(false),
     );
     assert!(strict.fetch().await.unwrap().expiration < SystemTime::now());
 }
@@ -555,4 +538,85 @@ async fn disabled_imds_without_pod_identity_is_no_source() {
         .build()
         .unwrap_err();
     assert!(matches!(err, ChainError::NoSource), "{err}");
+}
+
+/// A TTL header that does not fit the clock (a broken or hostile IMDS) is
+/// capped, never a panic, and the token is still used.
+#[tokio::test]
+async fn an_overflowing_token_ttl_is_capped_not_a_panic() {
+    let s = MockServer::start().await;
+    mount_token(&s, "tok-1", "9999999999999999999").await;
+    mount_role(&s, "node-role", "tok-1").await;
+    let src = source(&s);
+    for _ in 0..2 {
+        assert_eq!(src.fetch().await.unwrap().label, "imds:node-role");
+    }
+    assert_eq!(
+        count(&s, "PUT", "/latest/api/token").await,
+        1,
+        "token reused"
+    );
+}
+
+/// Credentials that are still valid, however briefly, are never extended:
+/// only really expired ones are (the one exception to "never past expiry").
+#[tokio::test]
+async fn briefly_valid_imds_credentials_are_not_extended() {
+    let s = MockServer::start().await;
+    mount_token(&s, "tok-1", "21600").await;
+    Mock::given(method("GET"))
+        .and(path(ROLES))
+        .respond_with(ResponseTemplate::new(200).set_body_string("node-role"))
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{ROLES}node-role")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(creds_json("Success", 30)))
+        .mount(&s)
+        .await;
+    let f = source(&s).fetch().await.unwrap();
+    assert!(
+        f.expiration <= SystemTime::now() + Duration::from_secs(30),
+        "30 s credentials were extended to {:?}",
+        f.expiration
+    );
+    assert!(f.expiration > SystemTime::now());
+}
+
+/// A whole IMDS fetch ends at its deadline (default 10 s) even when every
+/// request times out on its own schedule: here the token PUT and every
+/// IMDSv1 GET connect and hang (1 s read timeout each), and with 20
+/// attempts per request the fetch would last 21 s and more without the
+/// overall deadline.
+#[tokio::test(start_paused = true)]
+async fn an_imds_fetch_ends_at_its_overall_deadline() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            held.push(listener.accept().await.unwrap().0);
+        }
+    });
+    let src = ImdsSource::new(
+        format!("http://{addr}").parse().unwrap(),
+        ProviderContext::new().with_env(MapEnv::default()),
+        ImdsOptions::default()
+            .with_allow_imdsv1(true)
+            .with_retry(RetryPolicy::default().with_max_attempts(20)),
+    )
+    .unwrap();
+    let started = tokio::time::Instant::now();
+    let err = src.fetch().await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(
+        matches!(imds_error(&err), ImdsError::Timeout { after, .. } if *after == Duration::from_secs(10)),
+        "{err:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(10) && took < Duration::from_secs(11),
+        "{took:?}"
+    );
+    holder.abort();
 }

@@ -1,11 +1,14 @@
-//! Load: 1,000 concurrent callers across several refreshes. No errors, no
-//! caller ever waits while valid credentials exist (`status().waits` stays at
-//! the single cold-start wait), and exactly one fetch per refresh.
+//! Load: 1,000 concurrent callers across several refreshes, on the default
+//! refresh policy.
 //!
 //! tokio's paused clock only exists on the current-thread runtime, so the
-//! simulated-time run uses it; the 2-worker multi-thread runs use real time
-//! with credentials that live 2 s (refresh 1 s after each fetch, callers
-//! would wait only in the last 0.5 s).
+//! simulated-time run is the one that checks exact counts: no errors, no
+//! caller ever waits while valid credentials exist (`status().waits` stays
+//! at the single cold-start wait), and exactly one fetch per refresh. The
+//! 2-worker multi-thread runs use real time with credentials that live 2 s,
+//! so on a loaded machine a refresh may land late; they assert only what
+//! holds under any scheduling: no errors, never two fetches at once, one
+//! agent request per fetch, every served key came from a fetch.
 
 mod common;
 
@@ -37,25 +40,16 @@ struct Seen {
     keys: Mutex<HashSet<String>>,
 }
 
-fn short_lived_policy() -> RefreshPolicy {
-    RefreshPolicy {
-        mandatory_window: Duration::from_millis(500),
-        ..RefreshPolicy::default()
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn thousand_callers_simulated_time() {
     let clock = TokioClock::starting_at(common::epoch());
-    // 4 s credentials: advisory window 2 s, mandatory window 1 s; with the
-    // draw fixed mid-window the refresh runs 1.5 s before expiry.
+    // 4 s credentials: advisory window 2 s, mandatory window 1 s (a quarter
+    // of the lifetime, on the default policy); with the draw fixed
+    // mid-window the refresh runs 1.5 s before expiry.
     let source = ScriptedSource::new(clock, Step::Ok(Duration::from_secs(4)));
     let cache = RefreshingCache::new(
         source.clone(),
-        RefreshPolicy {
-            mandatory_window: Duration::from_secs(1),
-            ..RefreshPolicy::default()
-        },
+        RefreshPolicy::default(),
         Arc::new(clock),
         Arc::new(Fixed(0.5)),
     );
@@ -154,7 +148,7 @@ async fn thousand_callers_two_workers_real_time_scripted() {
     source.set_delay(Duration::from_millis(5));
     let cache = RefreshingCache::new(
         source.clone(),
-        short_lived_policy(),
+        RefreshPolicy::default(),
         Arc::new(clock),
         Arc::new(Fixed(0.999)),
     );
@@ -167,15 +161,13 @@ async fn thousand_callers_two_workers_real_time_scripted() {
     .await;
     let status = cache.status();
     assert_eq!(seen.errors.load(Ordering::Relaxed), 0);
-    assert_eq!(status.waits, 1, "{status:?}");
     assert_eq!(status.failures, 0);
     assert_eq!(source.0.max_in_flight.load(Ordering::SeqCst), 1);
-    assert!(
-        (3..=5).contains(&source.calls()),
-        "{} fetches",
-        source.calls()
-    );
-    assert_eq!(seen.keys.lock().unwrap().len(), source.calls());
+    assert_eq!(source.calls() as u64, status.fetches);
+    // 2 s credentials over 3 s: at least one refresh happened.
+    assert!(source.calls() >= 2, "{} fetches", source.calls());
+    let keys = seen.keys.lock().unwrap().len();
+    assert!(keys >= 1 && keys <= source.calls(), "{keys} keys");
     println!(
         "load (2 workers, real time, scripted source): {TASKS} tasks, {} calls in 3 s, {} fetches, {} waits, 0 errors",
         seen.calls.load(Ordering::Relaxed),
@@ -211,7 +203,6 @@ async fn thousand_callers_two_workers_real_time_http_agent() {
         )
         .endpoint(format!("{}/v1/credentials", server.uri()))
         .token("load-test-token")
-        .refresh_policy(short_lived_policy())
         .build()
         .unwrap();
     provider.credentials().await.unwrap();
@@ -229,11 +220,11 @@ async fn thousand_callers_two_workers_real_time_http_agent() {
     let status = provider.status();
     let requests = server.received_requests().await.unwrap().len();
     assert_eq!(seen.errors.load(Ordering::Relaxed), 0);
-    assert_eq!(status.waits, 1, "{status:?}");
     assert_eq!(status.failures, 0);
     assert_eq!(requests as u64, status.fetches, "one request per fetch");
-    assert!((3..=5).contains(&requests), "{requests} requests");
-    assert_eq!(seen.keys.lock().unwrap().len(), requests);
+    assert!(requests >= 2, "{requests} requests: at least one refresh");
+    let keys = seen.keys.lock().unwrap().len();
+    assert!(keys >= 1 && keys <= requests, "{keys} keys");
     println!(
         "load (2 workers, real time, HTTP agent): {TASKS} tasks, {} calls in 3 s, {requests} agent requests = {} fetches, {} waits, 0 errors",
         seen.calls.load(Ordering::Relaxed),

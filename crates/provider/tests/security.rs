@@ -1,6 +1,7 @@
 //! Security: secret hygiene across the whole fault matrix, refused hosts
-//! never contacted, redirects never followed, proxy variables never used for
-//! local endpoints, and body caps under a peer that streams forever.
+//! never contacted, redirects never followed, proxy variables never used
+//! (whatever the endpoint's host form), and body caps under a peer that
+//! streams forever.
 //!
 //! The proxy test sets proxy variables only in a child process (this same
 //! test binary, re-executed), never in this multi-threaded process.
@@ -65,11 +66,10 @@ fn agent_doc(valid_for: Duration) -> String {
 }
 
 fn fast() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 2,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(2),
-    }
+    RetryPolicy::default()
+        .with_max_attempts(2)
+        .with_base_delay(Duration::from_millis(1))
+        .with_max_delay(Duration::from_millis(2))
 }
 
 /// Every tracing event (all levels, all targets) and every Debug/Display
@@ -232,7 +232,6 @@ async fn redirects_are_never_followed() {
             p.url("").parse().unwrap(),
             ProviderContext::new().with_env(MapEnv::default()),
             ImdsOptions::default(),
-            Duration::from_secs(60),
         )
         .unwrap();
         assert!(imds.fetch().await.is_err());
@@ -270,7 +269,6 @@ async fn body_caps_hold_against_endless_streams() {
         imds_peer.url("").parse().unwrap(),
         ProviderContext::new().with_env(MapEnv::default()),
         ImdsOptions::default(),
-        Duration::from_secs(60),
     )
     .unwrap();
     let err = imds.fetch().await.unwrap_err();
@@ -299,9 +297,11 @@ async fn body_caps_hold_against_endless_streams() {
 
 const CHILD: &str = "EKS_POD_IDENTITY_PROXY_CHILD";
 
-/// Proxy variables (all spellings) point at a hostile proxy in a child
-/// process: a plain client goes through it (control), our agent and IMDS
-/// clients do not.
+/// Proxy variables (all spellings) point at a hostile proxy, given as an IP
+/// literal, in a child process: a plain client goes through it (control);
+/// our agent client does not, whether the endpoint is an IP literal, a
+/// hostname (whose resolution must then still be checked against the
+/// allow-list) or an IPv4-mapped IPv6 literal, and neither does IMDS.
 #[test]
 fn proxy_env_does_not_route_local_traffic() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -365,19 +365,54 @@ async fn proxy_child() {
         "the control went through the proxy"
     );
 
-    let provider = PodIdentityProvider::builder()
-        .context(ProviderContext::new().with_env(MapEnv::default()))
-        .endpoint(agent.url("/v1/credentials"))
+    let resolver = MapResolver::default();
+    resolver.set("agent.test", &["127.0.0.1"]);
+    let port = agent.port();
+    for (n, endpoint) in [
+        agent.url("/v1/credentials"),
+        format!("http://agent.test:{port}/v1/credentials"),
+        format!("http://[::ffff:127.0.0.1]:{port}/v1/credentials"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let provider = PodIdentityProvider::builder()
+            .context(
+                ProviderContext::new()
+                    .with_env(MapEnv::default())
+                    .with_resolver(resolver.clone()),
+            )
+            .endpoint(&endpoint)
+            .token(TOKEN_A)
+            .build()
+            .unwrap();
+        let creds = provider.credentials().await.unwrap();
+        assert_eq!(
+            creds.access_key_id(),
+            "ASIAMATRIX00000001",
+            "{endpoint}: creds came from the agent"
+        );
+        assert_eq!(agent.request_count(), n + 1, "{endpoint}: direct");
+    }
+
+    // A hostname that resolves to a refused address is refused, not handed
+    // to the proxy (which would skip the check).
+    resolver.set("agent.test", &["10.1.2.3"]);
+    let err = PodIdentityProvider::builder()
+        .context(
+            ProviderContext::new()
+                .with_env(MapEnv::default())
+                .with_resolver(resolver.clone()),
+        )
+        .endpoint(format!("http://agent.test:{port}/v1/credentials"))
         .token(TOKEN_A)
+        .retry_policy(fast())
         .build()
-        .unwrap();
-    let creds = provider.credentials().await.unwrap();
-    assert_eq!(
-        creds.access_key_id(),
-        "ASIAMATRIX00000001",
-        "creds came from the agent"
-    );
-    assert_eq!(agent.request_count(), 1);
+        .unwrap()
+        .credentials()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RefusedHost, "{err}");
 
     let imds_peer = Peer::start(|q| match (q.method.as_str(), q.path.as_str()) {
         ("PUT", _) => Reply::status(200, "text/plain", "tok")
@@ -401,7 +436,6 @@ async fn proxy_child() {
         imds_peer.url("").parse().unwrap(),
         ProviderContext::new().with_env(MapEnv::default()),
         ImdsOptions::default(),
-        Duration::from_secs(60),
     )
     .unwrap();
     assert_eq!(

@@ -53,15 +53,6 @@ pub(crate) fn literal_bool(expr: &Expression) -> Option<bool> {
     }
 }
 
-/// A literal integer (a number, or a string holding one, as Terraform converts).
-pub(crate) fn literal_i64(expr: &Expression) -> Option<i64> {
-    match expr {
-        Expression::Number(n) => n.value().as_i64(),
-        Expression::Parenthesis(p) => literal_i64(p.inner()),
-        other => literal_str(other)?.trim().parse().ok(),
-    }
-}
-
 /// The text of a string or heredoc template; interpolations are kept as `${source}`.
 pub(crate) fn template_text(t: &Template, src: &str) -> String {
     let mut out = String::new();
@@ -198,7 +189,7 @@ mod tests {
             traversal_path(&attr(&body, "a").unwrap().value).unwrap(),
             ["data", "aws_iam_policy_document", "x", "json"]
         );
-        assert_eq!(literal_i64(&attr(&body, "b").unwrap().value), Some(1));
+        assert_eq!(attr_str(&body, "b").as_deref(), Some("1"));
         assert_eq!(literal_bool(&attr(&body, "c").unwrap().value), Some(true));
         assert_eq!(
             string_text(&attr(&body, "d").unwrap().value, src)

@@ -9,9 +9,13 @@
 
 use serde_json::Value;
 
+use super::eval::{Tv, Val};
 use super::lines::YamlLines;
+use super::node_imds::{NodeImds, Setting, K8S_RULES};
 use super::workload::{Container, EnvSource, EnvVar, ServiceAccount, Workload};
 use super::LintError;
+use crate::report::{Finding, Location, Report, Severity};
+use crate::rules;
 
 /// One parsed YAML document.
 #[derive(Debug)]
@@ -50,6 +54,24 @@ pub(crate) fn parse(path: &str, src: &str) -> Result<YamlFile, LintError> {
     Ok(YamlFile {
         path: path.to_owned(),
         docs,
+    })
+}
+
+/// Parses a JSON manifest (one object, possibly a `List`).
+pub(crate) fn parse_json(path: &str, src: &str) -> Result<YamlFile, LintError> {
+    let value: Value = serde_json::from_str(src).map_err(|e| LintError::Json {
+        path: path.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    Ok(YamlFile {
+        path: path.to_owned(),
+        docs: vec![YamlDoc {
+            value,
+            text: src.to_owned(),
+            first_line: 1,
+        }],
     })
 }
 
@@ -162,6 +184,171 @@ pub(crate) fn workloads(file: &YamlFile) -> Vec<Workload> {
     out
 }
 
+/// Node IMDS settings of every document of a YAML file (Karpenter
+/// `EC2NodeClass`, eksctl `ClusterConfig`).
+pub(crate) fn node_classes(file: &YamlFile, report: &mut Report) {
+    for doc in &file.docs {
+        let mut lines = LineSource::Yaml(YamlLines::new(&doc.text, doc.first_line));
+        node_class_object(&doc.value, &file.path, &mut lines, "", report);
+    }
+}
+
+fn json_val(v: &Value) -> Val {
+    match v {
+        Value::Null => Val::Null,
+        Value::Bool(b) => Val::Bool(*b),
+        Value::Number(n) => n.as_i64().map_or(Val::Unknown(n.to_string()), Val::Num),
+        Value::String(s) if s.contains("${") => Val::Unknown(s.clone()),
+        Value::String(s) => Val::Str(s.clone()),
+        other => Val::Unknown(other.to_string()),
+    }
+}
+
+/// The node IMDS settings of one object (recursing into `List`s); `prefix`
+/// names the Terraform resource it came from, if any.
+pub(crate) fn node_class_object(
+    obj: &Value,
+    path: &str,
+    lines: &mut LineSource<'_>,
+    prefix: &str,
+    report: &mut Report,
+) {
+    let Some(kind) = obj.get("kind").and_then(Value::as_str) else {
+        return;
+    };
+    let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let name = obj
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>");
+    let kind_line = lines.key("kind");
+    match kind {
+        k if k.ends_with("List") => {
+            for item in obj
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                node_class_object(item, path, lines, prefix, report);
+            }
+        }
+        "EC2NodeClass" if api.starts_with("karpenter.k8s.aws/") => {
+            let subject = format!("{prefix}EC2NodeClass {name}");
+            let mo = obj.get("spec").and_then(|s| s.get("metadataOptions"));
+            let Some(mo) = mo else {
+                if api == "karpenter.k8s.aws/v1beta1" {
+                    report.push(Finding::new(
+                        &rules::NODECLASS_NOT_CHECKED,
+                        format!("{subject} ({api}) has no spec.metadataOptions: Karpenter before v1.0 defaults its hop limit to 2, v1.0 and later to 1"),
+                        Location::file(path, kind_line),
+                    ));
+                }
+                // karpenter.k8s.aws/v1 defaults to httpTokens: required, hop limit 1.
+                return;
+            };
+            let mo_line = lines.key("metadataOptions");
+            let get = |lines: &mut LineSource<'_>, k: &str| {
+                mo.get(k)
+                    .map(|v| Tv::new(json_val(v), Location::file(path, lines.key(k))))
+            };
+            let tokens = get(lines, "httpTokens");
+            let hop = get(lines, "httpPutResponseHopLimit");
+            let endpoint = get(lines, "httpEndpoint");
+            let v1 = api == "karpenter.k8s.aws/v1";
+            let missing = |k: &str, default: Val| {
+                let at = Location::file(path, mo_line);
+                if v1 {
+                    // Field defaults of the v1 CRD (pkg/apis/v1/ec2nodeclass.go).
+                    let mut tv = Tv::new(default, at);
+                    tv.via.push(format!("Karpenter v1 CRD default for {k}"));
+                    Setting::Set(tv)
+                } else {
+                    Setting::Undetermined {
+                        evidence: format!("metadataOptions does not set {k}; the {api} default depends on the Karpenter version"),
+                        at,
+                    }
+                }
+            };
+            NodeImds {
+                subject,
+                tokens: tokens.map_or_else(
+                    || missing("httpTokens", Val::Str("required".to_owned())),
+                    Setting::Set,
+                ),
+                hop: hop.map_or_else(
+                    || missing("httpPutResponseHopLimit", Val::Num(1)),
+                    Setting::Set,
+                ),
+                endpoint,
+                ipv6: None,
+                cap: Severity::Critical,
+                note: String::new(),
+                rules: K8S_RULES,
+            }
+            .judge(report);
+        }
+        "ClusterConfig" if api.starts_with("eksctl.io/") => {
+            for list in ["nodeGroups", "managedNodeGroups"] {
+                for ng in obj
+                    .get(list)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let ng_name = ng
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("<unnamed>");
+                    let line = lines.name(ng_name);
+                    let at = Location::file(path, line);
+                    let subject = format!("{prefix}eksctl ClusterConfig {name} {list} {ng_name}");
+                    if ng.get("launchTemplate").is_some() {
+                        report.push(Finding::new(
+                            &rules::NODECLASS_NOT_CHECKED,
+                            format!("{subject} uses its own launchTemplate; lint its metadata options where it is defined"),
+                            at,
+                        ));
+                        continue;
+                    }
+                    let flag = |k: &str| ng.get(k).map(json_val);
+                    let pod_imds_off = flag("disablePodIMDS");
+                    let v1_off = flag("disableIMDSv1");
+                    match &pod_imds_off {
+                        Some(Val::Bool(true)) => {}
+                        Some(Val::Bool(false)) | None => {
+                            let how = if pod_imds_off.is_some() { "disablePodIMDS: false" } else { "no disablePodIMDS" };
+                            report.push(Finding::new(
+                                &rules::NODECLASS_HOP_LIMIT_TOO_HIGH,
+                                format!("{subject}: {how}, so eksctl sets http_put_response_hop_limit = 2 (pkg/cfn/builder/nodegroup.go makeMetadataOptions)"),
+                                at.clone(),
+                            )
+                            .with_title("node IMDS hop limit 2: ordinary pods can obtain an IMDSv2 token and take the node role"));
+                        }
+                        Some(other) => report.push(Finding::new(
+                            &rules::NODECLASS_NOT_CHECKED,
+                            format!("{subject}: disablePodIMDS = {other:?} cannot be evaluated statically"),
+                            at.clone(),
+                        )),
+                    }
+                    if v1_off == Some(Val::Bool(false)) && pod_imds_off != Some(Val::Bool(true)) {
+                        report.push(Finding::new(
+                            &rules::NODECLASS_IMDSV1_ALLOWED,
+                            format!("{subject}: disableIMDSv1: false, so eksctl sets http_tokens = \"optional\""),
+                            at,
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The workload annotation that suppresses rules: `"EPI-K8S-001 <reason>"`.
+pub(crate) const IGNORE_ANNOTATION: &str = "pod-identity-doctor/ignore";
+
 /// Path from an object's root to its pod spec, by kind.
 fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
@@ -171,7 +358,9 @@ fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
         | "StatefulSet"
         | "ReplicaSet"
         | "ReplicationController"
-        | "Job" => &["spec", "template", "spec"],
+        | "Job"
+        // Argo Rollouts: a Deployment-shaped pod template.
+        | "Rollout" => &["spec", "template", "spec"],
         "PodTemplate" => &["template", "spec"],
         "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
         _ => return None,
@@ -263,6 +452,29 @@ pub(crate) fn workloads_of_object(
             });
         }
     }
+    let mut identity = vec![name.to_owned()];
+    for list in ["initContainers", "containers"] {
+        identity.extend(
+            spec.get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("image").and_then(Value::as_str))
+                .map(str::to_owned),
+        );
+    }
+    // `pod-identity-doctor/ignore: "EPI-K8S-001 <reason>"` on the object or its pod template.
+    let template_meta = spec_path
+        .len()
+        .checked_sub(1)
+        .and_then(|n| spec_path[..n].iter().try_fold(obj, |v, k| v.get(*k)))
+        .and_then(|t| t.get("metadata"));
+    let ignored = [metadata, template_meta]
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("annotations")?.get(IGNORE_ANNOTATION)?.as_str())
+        .flat_map(super::suppress::rules_with_reason)
+        .collect();
     out.push(Workload {
         describe: format!("{kind} {namespace}/{name}"),
         path: path.to_owned(),
@@ -270,6 +482,8 @@ pub(crate) fn workloads_of_object(
         service_account,
         host_network,
         containers,
+        identity,
+        ignored,
     });
 }
 

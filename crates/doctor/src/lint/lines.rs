@@ -16,13 +16,21 @@ use std::collections::HashMap;
 #[derive(Debug, Clone)]
 pub(crate) struct LineIndex {
     starts: Vec<usize>,
+    /// For generated text: the original line of each generated line.
+    map: Option<Vec<u32>>,
 }
 
 impl LineIndex {
     pub(crate) fn new(src: &str) -> Self {
         let mut starts = vec![0];
         starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { starts }
+        LineIndex { starts, map: None }
+    }
+
+    /// Reports generated line `n` as `map[n - 1]` (text generated from another file).
+    pub(crate) fn remapped(mut self, map: Vec<u32>) -> Self {
+        self.map = Some(map);
+        self
     }
 
     /// The 1-based line containing byte `offset`.
@@ -31,6 +39,9 @@ impl LineIndex {
             Ok(i) => i,
             Err(i) => i - 1,
         };
+        if let Some(line) = self.map.as_ref().and_then(|m| m.get(idx)) {
+            return *line;
+        }
         u32::try_from(idx + 1).unwrap_or(u32::MAX)
     }
 }
@@ -70,9 +81,23 @@ impl<'a> YamlLines<'a> {
     pub(crate) fn next_key(&mut self, key: &str) -> u32 {
         let counter = format!("key:{key}");
         self.next_matching(&counter, |line| {
-            strip_item(line)
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+            let item = strip_item(line);
+            // JSON manifests quote their keys.
+            let (item, quoted) = match item.strip_prefix('"') {
+                Some(rest) => (rest, true),
+                None => (item, false),
+            };
+            item.strip_prefix(key).is_some_and(|rest| {
+                let rest = if quoted {
+                    match rest.strip_prefix('"') {
+                        Some(r) => r,
+                        None => return false,
+                    }
+                } else {
+                    rest
+                };
+                rest.trim_start().starts_with(':')
+            })
         })
     }
 

@@ -14,14 +14,14 @@ use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Attribute, Block, Body};
 use hcl::edit::Span;
 
-use super::hcl_value::{
-    attr, attr_str, block, literal_i64, literal_str, source_text, string_text, to_json,
-    traversal_path,
-};
+use super::eval::{Scope, Tv, Val};
+use super::hcl_value::{attr, attr_str, block, source_text, string_text, to_json, traversal_path};
 use super::lines::LineIndex;
+use super::module_defaults::ModuleKind;
+use super::node_imds::{NodeImds, Setting, TF_RULES};
 use super::trust_policy::{self, TrustStatement, PODS_PRINCIPAL};
 use super::workload::{self, AssociatedAccount};
-use super::{tf_workloads, LintError};
+use super::{modules, node_groups, tf_workloads, LintError};
 use crate::report::{Finding, Location, Report, Severity};
 use crate::rules;
 
@@ -138,17 +138,36 @@ impl<'a> Index<'a> {
     }
 }
 
-/// Lints every Terraform file together; returns the service accounts that
-/// have a pod identity association (for the workload rules of YAML files).
-pub(crate) fn lint(files: &[TfFile], report: &mut Report) -> Vec<AssociatedAccount> {
+/// Lints every Terraform file together (with the `.tfvars` files that give
+/// their variables values); returns the service accounts that have a pod
+/// identity association (for the workload rules of YAML files).
+pub(crate) fn lint(
+    files: &[TfFile],
+    tfvars: &[TfFile],
+    report: &mut Report,
+) -> Vec<AssociatedAccount> {
     let index = Index::new(files);
+    let scope = Scope::new(files, tfvars);
+    let calls = modules::calls(files);
     for lt in index.resources("aws_launch_template") {
-        launch_template(lt, report);
+        let (cap, note) = launch_template_scope(&index, files, lt);
+        launch_template(lt, &scope, cap, &note, report);
     }
+    let lt_names: Vec<&str> = index
+        .resources("aws_launch_template")
+        .map(|lt| lt.name)
+        .collect();
+    for ng in index.resources("aws_eks_node_group") {
+        node_groups::node_group(ng, &scope, &lt_names, report);
+    }
+    for d in index.resources("aws_ec2_instance_metadata_defaults") {
+        node_groups::account_defaults(d, &scope, report);
+    }
+    modules::lint(&calls, &scope, report);
     for role in index.resources("aws_iam_role") {
         iam_role(&index, role, report);
     }
-    let accounts = associations(&index, report);
+    let accounts = associations(&index, &scope, files, report);
     for item in &index.items {
         if item.data {
             continue;
@@ -156,118 +175,160 @@ pub(crate) fn lint(files: &[TfFile], report: &mut Report) -> Vec<AssociatedAccou
         for w in tf_workloads::workloads(item) {
             workload::check(&w, &accounts, report);
         }
+        tf_workloads::node_classes(item, report);
     }
     accounts
 }
 
+/// Text in user data that joins a node to an EKS cluster (AL2 `bootstrap.sh`,
+/// AL2023 `nodeadm`, Bottlerocket settings, or a template that takes the cluster).
+const JOINS_CLUSTER: &[&str] = &[
+    "bootstrap.sh",
+    "nodeadm",
+    "NodeConfig",
+    "settings.kubernetes",
+    "cluster_name",
+    "cluster_endpoint",
+    "eks",
+];
+
+/// Whether a launch template feeds EKS nodes: the severity cap for its
+/// findings, and the note that explains a lowered one.
+///
+/// It counts as an EKS node when an `aws_eks_node_group`, a recognised
+/// node-group module, or an Auto Scaling group tagged for a cluster refers to
+/// it, or its user data joins a cluster. A reference from another module may
+/// be a node group the lint does not know: medium at most. Anything else (ECS,
+/// plain EC2) is info.
+fn launch_template_scope(index: &Index<'_>, files: &[TfFile], lt: Item<'_>) -> (Severity, String) {
+    let needle = format!("aws_launch_template.{}", lt.name);
+    let refers = |text: &str| {
+        text.match_indices(&needle).any(|(i, _)| {
+            !text[i + needle.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        })
+    };
+    if let Some(ud) = attr(lt.body(), "user_data") {
+        let text = source_text(&ud.value, lt.src());
+        if JOINS_CLUSTER
+            .iter()
+            .any(|m| text.to_ascii_lowercase().contains(&m.to_ascii_lowercase()))
+        {
+            return (Severity::Critical, String::new());
+        }
+    }
+    let mut other_module = None;
+    for item in &index.items {
+        if item.data || item.rtype == "aws_launch_template" {
+            continue;
+        }
+        let text = source_text(item.block, item.src());
+        if !refers(text) {
+            continue;
+        }
+        let eks = match item.rtype {
+            "aws_eks_node_group" => true,
+            "aws_autoscaling_group" => {
+                text.contains("kubernetes.io/cluster") || text.contains("eks")
+            }
+            _ => false,
+        };
+        if eks {
+            return (Severity::Critical, String::new());
+        }
+    }
+    for file in files {
+        for b in file.body.blocks().filter(|b| b.has_ident("module")) {
+            let text = source_text(b, &file.src);
+            if !refers(text) {
+                continue;
+            }
+            let name = b.labels.first().map_or("", |l| l.as_str()).to_owned();
+            match modules::source_of(b)
+                .as_deref()
+                .and_then(ModuleKind::from_source)
+            {
+                Some(_) => return (Severity::Critical, String::new()),
+                None => other_module = Some(name),
+            }
+        }
+    }
+    match other_module {
+        Some(m) => (
+            Severity::Medium,
+            format!(" (used by module.{m}, which the lint does not know; if it is an EKS node group this is a node-role leak)"),
+        ),
+        None => (
+            Severity::Info,
+            " (no EKS node group, node-group module or cluster-joining user data in the linted files uses this launch template)".to_owned(),
+        ),
+    }
+}
+
 /// `EPI-TF-001`..`EPI-TF-006`: IMDS settings of a launch template.
-fn launch_template(lt: Item<'_>, report: &mut Report) {
+fn launch_template(
+    lt: Item<'_>,
+    scope: &Scope<'_>,
+    cap: Severity,
+    note: &str,
+    report: &mut Report,
+) {
     let addr = lt.address();
     let body = lt.body();
+    let capped = |f: Finding| {
+        let severity = f.severity.min(cap);
+        let mut f = f.with_severity(severity);
+        f.evidence.push_str(note);
+        f
+    };
     let Some(mo) = block(body, "metadata_options") else {
         if let Some(dynamic) = body.get_blocks("dynamic").find(|d| {
             d.labels
                 .first()
                 .is_some_and(|l| l.as_str() == "metadata_options")
         }) {
-            report.push(Finding::new(
+            report.push(capped(Finding::new(
                 &rules::LT_HOP_LIMIT_UNSET,
                 format!("{addr}: metadata_options is a dynamic block; its values cannot be checked statically"),
                 lt.at(dynamic),
-            ));
+            )));
         } else {
-            report.push(Finding::new(
+            report.push(capped(Finding::new(
                 &rules::LT_METADATA_OPTIONS_MISSING,
                 format!("{addr} has no metadata_options block (http_tokens defaults to \"optional\" unless the AMI requires IMDSv2; EKS AMIs commonly use hop limit 2)"),
                 lt.here(),
-            ));
+            )));
         }
         return;
     };
     let mo_body = &mo.body;
-    let src = lt.src();
-
-    match attr(mo_body, "http_tokens") {
-        None => report.push(Finding::new(
-            &rules::LT_IMDSV1_ALLOWED,
-            format!(
-                "{addr}: metadata_options does not set http_tokens (the default is \"optional\")"
-            ),
-            lt.at(mo),
-        )),
-        Some(a) => match literal_str(&a.value) {
-            Some(v) if v == "required" => {}
-            Some(v) => report.push(Finding::new(
-                &rules::LT_IMDSV1_ALLOWED,
-                format!("{addr}: http_tokens = \"{v}\""),
-                lt.at(a),
-            )),
-            None => report.push(
-                Finding::new(
-                    &rules::LT_IMDSV1_ALLOWED,
-                    format!(
-                        "{addr}: http_tokens = {} cannot be evaluated statically",
-                        source_text(&a.value, src)
-                    ),
-                    lt.at(a),
-                )
-                .with_severity(Severity::Medium),
-            ),
+    let get = |k: &str| attr(mo_body, k).map(|a| scope.eval(&a.value, lt.file));
+    let setting = |k: &str, evidence: String| match get(k) {
+        Some(v) => Setting::Set(v),
+        None => Setting::Missing {
+            evidence,
+            at: lt.at(mo),
         },
+    };
+    NodeImds {
+        subject: addr.clone(),
+        tokens: setting(
+            "http_tokens",
+            "metadata_options does not set http_tokens (the default is \"optional\")".to_owned(),
+        ),
+        hop: setting(
+            "http_put_response_hop_limit",
+            "metadata_options does not set http_put_response_hop_limit".to_owned(),
+        ),
+        endpoint: get("http_endpoint"),
+        ipv6: get("http_protocol_ipv6"),
+        cap,
+        note: note.to_owned(),
+        rules: TF_RULES,
     }
-
-    match attr(mo_body, "http_put_response_hop_limit") {
-        None => report.push(Finding::new(
-            &rules::LT_HOP_LIMIT_UNSET,
-            format!("{addr}: metadata_options does not set http_put_response_hop_limit"),
-            lt.at(mo),
-        )),
-        Some(a) => match literal_i64(&a.value) {
-            Some(1) => {}
-            Some(n) if n >= 2 => report.push(
-                Finding::new(
-                    &rules::LT_HOP_LIMIT_TOO_HIGH,
-                    format!("{addr}: http_put_response_hop_limit = {n}"),
-                    lt.at(a),
-                )
-                .with_title(format!(
-                    "IMDS hop limit {n}: ordinary pods can obtain an IMDSv2 token and take the node role"
-                )),
-            ),
-            Some(n) => report.push(Finding::new(
-                &rules::LT_HOP_LIMIT_UNSET,
-                format!("{addr}: http_put_response_hop_limit = {n} is not a valid hop limit (1-64)"),
-                lt.at(a),
-            )),
-            None => report.push(Finding::new(
-                &rules::LT_HOP_LIMIT_UNSET,
-                format!(
-                    "{addr}: http_put_response_hop_limit = {} cannot be evaluated statically",
-                    source_text(&a.value, src)
-                ),
-                lt.at(a),
-            )),
-        },
-    }
-
-    if let Some(a) = attr(mo_body, "http_endpoint") {
-        if literal_str(&a.value).as_deref() == Some("disabled") {
-            report.push(Finding::new(
-                &rules::LT_IMDS_DISABLED,
-                format!("{addr}: http_endpoint = \"disabled\""),
-                lt.at(a),
-            ));
-        }
-    }
-    if let Some(a) = attr(mo_body, "http_protocol_ipv6") {
-        if literal_str(&a.value).as_deref() == Some("enabled") {
-            report.push(Finding::new(
-                &rules::LT_IMDS_IPV6_ENABLED,
-                format!("{addr}: http_protocol_ipv6 = \"enabled\""),
-                lt.at(a),
-            ));
-        }
-    }
+    .judge(report);
 }
 
 /// A trust policy after resolution.
@@ -309,15 +370,17 @@ fn resolve_policy<'a>(index: &Index<'a>, role: Item<'a>, a: &'a Attribute) -> Po
             match path.as_slice() {
                 [d, t, name, ..] if d == "data" && t == "aws_iam_policy_document" => {
                     match index.find(true, t, name) {
-                        Some(doc) => Policy::Resolved {
-                            statements: trust_policy::statements_from_document(
-                                doc.block,
-                                doc.src(),
-                            ),
-                            file: doc.file,
-                            span: doc.block.span().unwrap_or(0..0),
-                            via: Some(doc.address()),
-                        },
+                        Some(doc) => {
+                            match trust_policy::statements_from_document(doc.block, doc.src()) {
+                                Ok(statements) => Policy::Resolved {
+                                    statements,
+                                    file: doc.file,
+                                    span: doc.block.span().unwrap_or(0..0),
+                                    via: Some(doc.address()),
+                                },
+                                Err(e) => Policy::Unresolved(format!("{}: {e}", doc.address())),
+                            }
+                        }
                         None => Policy::Unresolved(format!(
                             "data.aws_iam_policy_document.{name} is not in the linted files"
                         )),
@@ -411,11 +474,165 @@ fn locate(file: &TfFile, span: &Range<usize>, needle: &str) -> Location {
     Location::file(&file.path, file.lines.line(offset))
 }
 
+/// Sources of the terraform-aws-modules module that creates Pod Identity roles
+/// with a correct trust policy (`pods.eks.amazonaws.com`, `sts:AssumeRole`,
+/// `sts:TagSession`).
+fn is_pod_identity_module(source: &str) -> bool {
+    let s = source.to_ascii_lowercase();
+    s == "terraform-aws-modules/eks-pod-identity/aws"
+        || s.contains("terraform-aws-modules/terraform-aws-eks-pod-identity")
+}
+
+/// `EPI-TF-022`: the role an association uses must trust `pods.eks.amazonaws.com`.
+fn role_trusts_pods<'a>(
+    index: &Index<'a>,
+    files: &[TfFile],
+    subject: &str,
+    at: Item<'a>,
+    role_arn: &Attribute,
+    report: &mut Report,
+) {
+    let path = traversal_path(&role_arn.value).unwrap_or_default();
+    match path.as_slice() {
+        [m, name, ..] if m == "module" => {
+            let generated = files.iter().any(|f| {
+                f.body.blocks().any(|b| {
+                    b.has_ident("module")
+                        && b.labels.first().is_some_and(|l| l.as_str() == name)
+                        && modules::source_of(b).is_some_and(|s| is_pod_identity_module(&s))
+                })
+            });
+            if generated {
+                report.push(Finding::new(
+                    &rules::TRUST_FROM_POD_IDENTITY_MODULE,
+                    format!("{subject} uses module.{name} (terraform-aws-modules/eks-pod-identity), whose generated trust policy allows {PODS_PRINCIPAL} sts:AssumeRole and sts:TagSession"),
+                    at.at(role_arn),
+                ));
+            }
+        }
+        [t, name, ..] if t == "aws_iam_role" => {
+            let Some(role) = index.find(false, t, name) else {
+                return;
+            };
+            let Some(policy_attr) = attr(role.body(), "assume_role_policy") else {
+                return;
+            };
+            if let Policy::Resolved { statements, .. } = resolve_policy(index, role, policy_attr) {
+                if trust_policy::analyze(&statements).is_none() {
+                    report.push(Finding::new(
+                        &rules::ASSOCIATION_ROLE_NOT_TRUSTED,
+                        format!(
+                            "{subject} uses {}, whose trust policy allows no {PODS_PRINCIPAL} statement",
+                            role.address()
+                        ),
+                        at.at(role_arn),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the Pod Identity agent is installed, as far as the linted files tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Agent {
+    Present,
+    /// Could be installed through something the lint cannot evaluate: what.
+    Unknown(String),
+    Missing,
+}
+
+const AGENT: &str = "eks-pod-identity-agent";
+
+/// Whether a value names the agent add-on (as a map key or a string anywhere in it).
+fn mentions_agent(v: &Tv) -> bool {
+    match &v.val {
+        Val::Str(s) => s == AGENT,
+        Val::List(items) => items.iter().any(mentions_agent),
+        Val::Map(entries) => entries.iter().any(|(k, v)| k == AGENT || mentions_agent(v)),
+        _ => false,
+    }
+}
+
+/// The agent add-on: `aws_eks_addon` (literal name, or `for_each` over a
+/// collection that names it), a module's `addons`/`cluster_addons`/`eks_addons`
+/// map, or EKS Auto Mode (`compute_config { enabled = true }`), which has the
+/// agent built in.
+fn agent_installed(index: &Index<'_>, scope: &Scope<'_>, files: &[TfFile]) -> Agent {
+    let mut unknown = None;
+    for addon in index.resources("aws_eks_addon") {
+        let Some(name) = attr(addon.body(), "addon_name") else {
+            continue;
+        };
+        let value = scope.eval(&name.value, addon.file);
+        if value.as_str() == Some(AGENT) {
+            return Agent::Present;
+        }
+        if value.is_unknown() {
+            match attr(addon.body(), "for_each").map(|f| scope.eval(&f.value, addon.file)) {
+                Some(each) if mentions_agent(&each) => return Agent::Present,
+                Some(each) if each.is_unknown() => {
+                    unknown = Some(format!("{} (for_each = {})", addon.address(), each.show()))
+                }
+                Some(_) => {}
+                None => {
+                    unknown = Some(format!(
+                        "{} (addon_name = {})",
+                        addon.address(),
+                        value.show()
+                    ))
+                }
+            }
+        }
+    }
+    for cluster in index.resources("aws_eks_cluster") {
+        if let Some(cc) = block(cluster.body(), "compute_config") {
+            if attr(&cc.body, "enabled").map(|a| scope.eval(&a.value, cluster.file).as_bool())
+                == Some(Some(true))
+            {
+                return Agent::Present;
+            }
+        }
+    }
+    for file in files {
+        for b in file.body.blocks().filter(|b| b.has_ident("module")) {
+            for key in ["addons", "cluster_addons", "eks_addons"] {
+                if let Some(a) = attr(&b.body, key) {
+                    let v = scope.eval(&a.value, file);
+                    if mentions_agent(&v) {
+                        return Agent::Present;
+                    }
+                    if v.is_unknown() {
+                        unknown = Some(format!(
+                            "module.{} {key} = {}",
+                            b.labels.first().map_or("", |l| l.as_str()),
+                            v.show()
+                        ));
+                    }
+                }
+            }
+            for key in ["compute_config", "cluster_compute_config"] {
+                if let Some(a) = attr(&b.body, key) {
+                    let v = scope.eval(&a.value, file);
+                    if v.get("enabled").and_then(Tv::as_bool) == Some(true) {
+                        return Agent::Present;
+                    }
+                }
+            }
+        }
+    }
+    unknown.map_or(Agent::Missing, Agent::Unknown)
+}
+
 /// `EPI-TF-020`..`EPI-TF-022`: pod identity associations and the agent add-on.
-fn associations(index: &Index<'_>, report: &mut Report) -> Vec<AssociatedAccount> {
-    let has_agent = index
-        .resources("aws_eks_addon")
-        .any(|a| attr_str(a.body(), "addon_name").is_some_and(|n| n == "eks-pod-identity-agent"));
+fn associations(
+    index: &Index<'_>,
+    scope: &Scope<'_>,
+    files: &[TfFile],
+    report: &mut Report,
+) -> Vec<AssociatedAccount> {
+    let agent = agent_installed(index, scope, files);
     let mut accounts = Vec::new();
     for assoc in index.resources("aws_eks_pod_identity_association") {
         let addr = assoc.address();
@@ -431,12 +648,21 @@ fn associations(index: &Index<'_>, report: &mut Report) -> Vec<AssociatedAccount
                 assoc.here(),
             ));
         }
-        if !has_agent {
-            report.push(Finding::new(
+        match &agent {
+            Agent::Present => {}
+            Agent::Missing => report.push(Finding::new(
                 &rules::ASSOCIATION_WITHOUT_AGENT,
-                format!("{addr} exists but no aws_eks_addon with addon_name = \"eks-pod-identity-agent\" is in the linted files"),
+                format!("{addr} exists but no aws_eks_addon with addon_name = \"eks-pod-identity-agent\", module addons map naming it, or EKS Auto Mode cluster is in the linted files"),
                 assoc.here(),
-            ));
+            )),
+            Agent::Unknown(what) => report.push(
+                Finding::new(
+                    &rules::ASSOCIATION_WITHOUT_AGENT,
+                    format!("{addr}: cannot check whether the agent add-on is installed: {what} cannot be evaluated statically"),
+                    assoc.here(),
+                )
+                .with_severity(Severity::Info),
+            ),
         }
         if let (Some(ns), Some(sa)) = (
             attr_str(body, "namespace"),
@@ -447,32 +673,24 @@ fn associations(index: &Index<'_>, report: &mut Report) -> Vec<AssociatedAccount
                 service_account: sa,
             });
         }
-        let Some(role_arn) = attr(body, "role_arn") else {
-            continue;
-        };
-        let path = traversal_path(&role_arn.value).unwrap_or_default();
-        let [t, name, ..] = path.as_slice() else {
-            continue;
-        };
-        let Some(role) = (t == "aws_iam_role")
-            .then(|| index.find(false, t, name))
-            .flatten()
-        else {
-            continue;
-        };
-        let Some(policy_attr) = attr(role.body(), "assume_role_policy") else {
-            continue;
-        };
-        if let Policy::Resolved { statements, .. } = resolve_policy(index, role, policy_attr) {
-            if trust_policy::analyze(&statements).is_none() {
-                report.push(Finding::new(
-                    &rules::ASSOCIATION_ROLE_NOT_TRUSTED,
-                    format!(
-                        "{addr} uses {}, whose trust policy allows no {PODS_PRINCIPAL} statement",
-                        role.address()
-                    ),
-                    assoc.at(role_arn),
-                ));
+        if let Some(role_arn) = attr(body, "role_arn") {
+            role_trusts_pods(index, files, &addr, assoc, role_arn, report);
+        }
+    }
+    // Associations declared inside the add-on resource.
+    for addon in index.resources("aws_eks_addon") {
+        for pia in addon.body().get_blocks("pod_identity_association") {
+            if let Some(role_arn) = attr(&pia.body, "role_arn") {
+                let subject = format!("{} pod_identity_association", addon.address());
+                role_trusts_pods(index, files, &subject, addon, role_arn, report);
+            }
+            // The AWS add-ons that take associations (VPC CNI, EBS/EFS CSI, ...)
+            // run their service accounts in kube-system.
+            if let Some(sa) = attr_str(&pia.body, "service_account") {
+                accounts.push(AssociatedAccount {
+                    namespace: "kube-system".to_owned(),
+                    service_account: sa,
+                });
             }
         }
     }

@@ -5,11 +5,13 @@
 use hcl::edit::structure::Body;
 
 use super::hcl_value::{
-    attr, attr_str, block, block_path, literal_bool, literal_str, source_text, to_json,
+    attr, attr_str, block, block_path, literal_bool, literal_str, source_text, string_text, to_json,
 };
-use super::kubernetes::{workloads_of_object, LineSource};
+use super::kubernetes::{node_class_object, workloads_of_object, LineSource, YamlFile};
+use super::lines::YamlLines;
 use super::terraform::Item;
 use super::workload::{Container, EnvSource, EnvVar, ServiceAccount, Workload};
+use crate::report::Report;
 
 /// Nested block path from the resource body to the pod spec, by resource type.
 fn pod_spec_path(rtype: &str) -> Option<&'static [&'static str]> {
@@ -27,9 +29,131 @@ fn pod_spec_path(rtype: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// The YAML of a `kubectl_manifest`'s `yaml_body` (a literal or heredoc; `${}`
+/// interpolations kept as text), parsed, with the line its text starts on.
+fn kubectl_yaml(item: &Item<'_>) -> Option<YamlFile> {
+    if item.rtype != "kubectl_manifest" {
+        return None;
+    }
+    let a = attr(item.body(), "yaml_body")?;
+    let text = string_text(&a.value, item.src())?;
+    let heredoc = matches!(a.value, hcl::edit::expr::Expression::HeredocTemplate(_));
+    let first = item.line(&a.value) + u32::from(heredoc);
+    let mut file = super::kubernetes::parse(&item.file.path, &text).ok()?;
+    for doc in &mut file.docs {
+        doc.first_line += first - 1;
+    }
+    Some(file)
+}
+
+/// Node IMDS settings (Karpenter `EC2NodeClass`, eksctl) in a
+/// `kubernetes_manifest` or `kubectl_manifest`.
+pub(crate) fn node_classes(item: &Item<'_>, report: &mut Report) {
+    let prefix = format!("{} ", item.address());
+    if item.rtype == "kubernetes_manifest" {
+        if let Some(manifest) = attr(item.body(), "manifest") {
+            let obj = to_json(&manifest.value, item.src());
+            let mut lines = LineSource::Fixed(item.line(manifest));
+            node_class_object(&obj, &item.file.path, &mut lines, &prefix, report);
+        }
+    } else if let Some(file) = kubectl_yaml(item) {
+        for doc in &file.docs {
+            let mut lines = LineSource::Yaml(YamlLines::new(&doc.text, doc.first_line));
+            node_class_object(&doc.value, &item.file.path, &mut lines, &prefix, report);
+        }
+    }
+}
+
+/// Whether a Helm value path turns on the host network (`hostNetwork`,
+/// `daemonset.hostNetwork`, `controller.hostNetwork`, ...).
+fn is_host_network_key(name: &str) -> bool {
+    name.rsplit('.').next().is_some_and(|k| k == "hostNetwork")
+}
+
+/// The line of a `hostNetwork: true` (YAML) or `hostNetwork = true` (HCL) in `text`, 0-based.
+fn host_network_in_text(text: &str) -> Option<usize> {
+    text.lines().position(|l| {
+        let l = l.trim().trim_start_matches('"');
+        l.strip_prefix("hostNetwork")
+            .map(|r| r.trim_start_matches('"').trim_start())
+            .and_then(|r| r.strip_prefix(':').or_else(|| r.strip_prefix('=')))
+            .is_some_and(|v| {
+                let v = v.split('#').next().unwrap_or("").trim().trim_matches('"');
+                v == "true"
+            })
+    })
+}
+
+/// A `helm_release` whose `set` or `values` turn on `hostNetwork`.
+fn helm_release(item: &Item<'_>) -> Option<Workload> {
+    let body = item.body();
+    let src = item.src();
+    let mut line = None;
+    for set in body.get_blocks("set") {
+        let on = attr_str(&set.body, "name").is_some_and(|n| is_host_network_key(&n))
+            && attr(&set.body, "value").is_some_and(|v| literal_bool(&v.value) == Some(true));
+        if on {
+            line = Some(item.line(set));
+        }
+    }
+    for key in ["set", "values"] {
+        if line.is_some() {
+            break;
+        }
+        if let Some(a) = attr(body, key) {
+            let text = source_text(&a.value, src);
+            let set_list = key == "set"
+                && text.contains("hostNetwork")
+                && text.split('}').any(|entry| {
+                    let compact: String = entry.split_whitespace().collect();
+                    compact.contains("hostNetwork")
+                        && (compact.contains("value=true") || compact.contains("value=\"true\""))
+                });
+            let start = item.line(a) as usize;
+            if set_list {
+                line = Some(item.line(a));
+            } else if let Some(i) = host_network_in_text(text) {
+                line = Some(u32::try_from(start + i).unwrap_or(u32::MAX));
+            }
+        }
+    }
+    let line = line?;
+    let mut identity = vec![item.name.to_owned()];
+    identity.extend(
+        ["name", "chart", "repository"]
+            .iter()
+            .filter_map(|k| attr_str(body, k)),
+    );
+    let chart = attr_str(body, "chart").unwrap_or_else(|| "?".to_owned());
+    Some(Workload {
+        describe: format!("{} (chart {chart})", item.address()),
+        path: item.file.path.clone(),
+        namespace: None,
+        service_account: ServiceAccount::Expression("chosen by the chart".to_owned()),
+        host_network: Some(line),
+        containers: Vec::new(),
+        identity,
+        ignored: Vec::new(),
+    })
+}
+
 /// The workloads a resource declares (none for unrelated resources).
 pub(crate) fn workloads(item: &Item<'_>) -> Vec<Workload> {
     let mut out = Vec::new();
+    if item.rtype == "helm_release" {
+        out.extend(helm_release(item));
+        return out;
+    }
+    if let Some(file) = kubectl_yaml(item) {
+        for doc in &file.docs {
+            let mut lines = LineSource::Yaml(YamlLines::new(&doc.text, doc.first_line));
+            workloads_of_object(&doc.value, &item.file.path, &mut lines, &mut out);
+        }
+        for w in &mut out {
+            w.describe = format!("{} ({})", item.address(), w.describe);
+        }
+        return out;
+    }
     if item.rtype == "kubernetes_manifest" {
         if let Some(manifest) = attr(item.body(), "manifest") {
             let line = item.line(manifest);
@@ -105,6 +229,14 @@ fn pod_spec(item: &Item<'_>, spec: &Body) -> Workload {
             });
         }
     }
+    let mut identity = vec![item.name.to_owned()];
+    identity.extend(block(item.body(), "metadata").and_then(|m| attr_str(&m.body, "name")));
+    for kind in ["init_container", "container"] {
+        identity.extend(
+            spec.get_blocks(kind)
+                .filter_map(|c| attr_str(&c.body, "image")),
+        );
+    }
     Workload {
         describe: item.address(),
         path: item.file.path.clone(),
@@ -112,5 +244,7 @@ fn pod_spec(item: &Item<'_>, spec: &Body) -> Workload {
         service_account,
         host_network,
         containers,
+        identity,
+        ignored: Vec::new(),
     }
 }

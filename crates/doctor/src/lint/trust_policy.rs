@@ -11,7 +11,7 @@
 use hcl::edit::structure::Block;
 use serde_json::Value;
 
-use super::hcl_value::{attr, attr_str, literal_str, source_text};
+use super::hcl_value::{attr, literal_str};
 
 /// The service principal EKS Pod Identity uses.
 pub(crate) const PODS_PRINCIPAL: &str = "pods.eks.amazonaws.com";
@@ -78,8 +78,22 @@ pub(crate) fn analyze(statements: &[TrustStatement]) -> Option<TrustAnalysis> {
     })
 }
 
+/// `pods.eks.amazonaws.com`, or `pods.eks.` followed by the partition's DNS
+/// suffix (`${data.aws_partition.<name>.dns_suffix}`), which can only yield it
+/// (or its equivalent in another partition).
 fn names_pods_principal(identifier: &str) -> bool {
-    identifier.trim().eq_ignore_ascii_case(PODS_PRINCIPAL)
+    let id = identifier.trim();
+    if id.eq_ignore_ascii_case(PODS_PRINCIPAL) {
+        return true;
+    }
+    let Some(rest) = id
+        .strip_prefix("pods.eks.${")
+        .and_then(|r| r.strip_suffix('}'))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.trim().split('.').collect();
+    matches!(parts.as_slice(), ["data", "aws_partition", name, "dns_suffix"] if !name.is_empty())
 }
 
 /// IAM-style case-insensitive wildcard match (`*` any run, `?` one character).
@@ -155,45 +169,181 @@ fn statement_from_json(s: &Value) -> TrustStatement {
     }
 }
 
-/// Statements of a `data "aws_iam_policy_document"` block.
-pub(crate) fn statements_from_document(block: &Block, src: &str) -> Vec<TrustStatement> {
-    block
+/// Statements of a `data "aws_iam_policy_document"` block, `dynamic "statement"`
+/// blocks over a literal collection included.
+///
+/// # Errors
+///
+/// A `dynamic "statement"` whose `for_each` is not a literal collection, unless
+/// the other statements already allow the pods principal everything Pod
+/// Identity needs (statements added by the loop cannot take an allow away).
+pub(crate) fn statements_from_document(
+    block: &Block,
+    src: &str,
+) -> Result<Vec<TrustStatement>, String> {
+    let mut unresolved = None;
+    let mut out: Vec<TrustStatement> = block
         .body
         .get_blocks("statement")
-        .map(|st| {
-            let body = &st.body;
-            let allow = attr_str(body, "effect").is_none_or(|e| e.eq_ignore_ascii_case("Allow"));
-            let (actions, not_action) = match (attr(body, "actions"), attr(body, "not_actions")) {
-                (Some(a), _) => (hcl_strings(&a.value, src), false),
-                (None, Some(na)) => (hcl_strings(&na.value, src), true),
-                (None, None) => (Vec::new(), false),
-            };
-            let services = body
-                .get_blocks("principals")
-                .filter(|p| attr_str(&p.body, "type").is_some_and(|t| t == "Service"))
-                .filter_map(|p| attr(&p.body, "identifiers"))
-                .flat_map(|ids| hcl_strings(&ids.value, src))
-                .collect();
-            let condition_keys = body
-                .get_blocks("condition")
-                .filter_map(|c| attr(&c.body, "variable"))
-                .map(|v| {
-                    literal_str(&v.value).unwrap_or_else(|| source_text(&v.value, src).to_owned())
-                })
-                .collect();
-            TrustStatement {
-                allow,
-                actions,
-                not_action,
-                services,
-                condition_keys,
-            }
-        })
-        .collect()
+        .map(|st| statement_from_body(&st.body, src, &[]))
+        .collect();
+    for dynamic in block.body.get_blocks("dynamic") {
+        let Some(label) = dynamic.labels.first().map(|l| l.as_str()) else {
+            continue;
+        };
+        if label != "statement" {
+            continue;
+        }
+        let Some(items) = for_each_items(&dynamic.body, src, &[]) else {
+            unresolved = Some(
+                "a dynamic \"statement\" block iterates over a value lint cannot evaluate"
+                    .to_owned(),
+            );
+            continue;
+        };
+        let Some(content) = dynamic.body.get_blocks("content").next() else {
+            continue;
+        };
+        for item in items {
+            let env = [("statement".to_owned(), item)];
+            out.push(statement_from_body(&content.body, src, &env));
+        }
+    }
+    match unresolved {
+        Some(reason) if !analyze(&out).is_some_and(|a| a.assume_role && a.tag_session) => {
+            Err(reason)
+        }
+        _ => Ok(out),
+    }
 }
 
-fn hcl_strings(expr: &hcl::edit::expr::Expression, src: &str) -> Vec<String> {
-    strings(&super::hcl_value::to_json(expr, src))
+/// The elements of a `dynamic` block's `for_each` (map values for a map), if literal.
+fn for_each_items(
+    body: &hcl::edit::structure::Body,
+    src: &str,
+    env: &[(String, Value)],
+) -> Option<Vec<Value>> {
+    let each = attr(body, "for_each")?;
+    match value_in(&each.value, src, env) {
+        Value::Array(items) => Some(items),
+        Value::Object(map) => Some(map.into_iter().map(|(_, v)| v).collect()),
+        _ => None,
+    }
+}
+
+/// An expression's value where `<iterator>.value...` refers to the current element.
+fn value_in(expr: &hcl::edit::expr::Expression, src: &str, env: &[(String, Value)]) -> Value {
+    if let Some(path) = super::hcl_value::traversal_path(expr) {
+        if let [root, value, rest @ ..] = path.as_slice() {
+            if let Some((_, item)) = env.iter().find(|(n, _)| n == root) {
+                if value == "value" {
+                    return rest
+                        .iter()
+                        .try_fold(item, |v, k| v.get(k))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                }
+            }
+        }
+    }
+    if let hcl::edit::expr::Expression::FuncCall(call) = expr {
+        // lookup(statement.value, "key", default)
+        if call.name.name.value().as_str() == "lookup" {
+            let args: Vec<_> = call.args.iter().collect();
+            if let [m, k, rest @ ..] = args.as_slice() {
+                let m = value_in(m, src, env);
+                if let Some(k) = literal_str(k) {
+                    return m.get(&k).cloned().unwrap_or_else(|| {
+                        rest.first().map_or(Value::Null, |d| value_in(d, src, env))
+                    });
+                }
+            }
+        }
+        if call.name.name.value().as_str() == "try" {
+            for a in call.args.iter() {
+                let v = value_in(a, src, env);
+                if !v.is_null() && !v.as_str().is_some_and(|s| s.starts_with("${")) {
+                    return v;
+                }
+            }
+        }
+    }
+    match expr {
+        hcl::edit::expr::Expression::Array(items) => {
+            Value::Array(items.iter().map(|e| value_in(e, src, env)).collect())
+        }
+        hcl::edit::expr::Expression::Parenthesis(p) => value_in(p.inner(), src, env),
+        _ => super::hcl_value::to_json(expr, src),
+    }
+}
+
+fn statement_from_body(
+    body: &hcl::edit::structure::Body,
+    src: &str,
+    env: &[(String, Value)],
+) -> TrustStatement {
+    let get = |b: &hcl::edit::structure::Body, k: &str, env: &[(String, Value)]| {
+        attr(b, k).map(|a| value_in(&a.value, src, env))
+    };
+    let allow = get(body, "effect", env)
+        .as_ref()
+        .and_then(Value::as_str)
+        .is_none_or(|e| e.eq_ignore_ascii_case("Allow"));
+    let (actions, not_action) = match (get(body, "actions", env), get(body, "not_actions", env)) {
+        (Some(a), _) => (strings(&a), false),
+        (None, Some(na)) => (strings(&na), true),
+        (None, None) => (Vec::new(), false),
+    };
+    // Static `principals` blocks, and `dynamic "principals"` over literal elements.
+    let mut principals: Vec<(Option<Value>, Option<Value>)> = body
+        .get_blocks("principals")
+        .map(|p| (get(&p.body, "type", env), get(&p.body, "identifiers", env)))
+        .collect();
+    let mut conditions: Vec<Option<Value>> = body
+        .get_blocks("condition")
+        .map(|c| get(&c.body, "variable", env))
+        .collect();
+    for d in body.get_blocks("dynamic") {
+        let Some(label) = d.labels.first().map(|l| l.as_str().to_owned()) else {
+            continue;
+        };
+        let (Some(items), Some(content)) = (
+            for_each_items(&d.body, src, env),
+            d.body.get_blocks("content").next(),
+        ) else {
+            continue;
+        };
+        for item in items {
+            let mut env2 = env.to_vec();
+            env2.push((label.clone(), item));
+            match label.as_str() {
+                "principals" => principals.push((
+                    get(&content.body, "type", &env2),
+                    get(&content.body, "identifiers", &env2),
+                )),
+                "condition" => conditions.push(get(&content.body, "variable", &env2)),
+                _ => {}
+            }
+        }
+    }
+    let services = principals
+        .into_iter()
+        .filter(|(t, _)| t.as_ref().and_then(Value::as_str) == Some("Service"))
+        .filter_map(|(_, ids)| ids)
+        .flat_map(|ids| strings(&ids))
+        .collect();
+    let condition_keys = conditions
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    TrustStatement {
+        allow,
+        actions,
+        not_action,
+        services,
+        condition_keys,
+    }
 }
 
 /// A string or a list of strings.

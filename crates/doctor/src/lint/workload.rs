@@ -60,6 +60,39 @@ pub(crate) struct Workload {
     /// `Some(line)` when `hostNetwork` is true.
     pub(crate) host_network: Option<u32>,
     pub(crate) containers: Vec<Container>,
+    /// Names and container images, to recognise node agents.
+    pub(crate) identity: Vec<String>,
+    /// Rule ids suppressed by the workload's `pod-identity-doctor/ignore` annotation.
+    pub(crate) ignored: Vec<String>,
+}
+
+/// Node agents that need the host network by design (CNI, kube-proxy, node
+/// exporters, CSI node plugins, the Pod Identity agent itself), matched against
+/// workload and chart names and container images.
+pub(crate) const NODE_AGENTS: &[&str] = &[
+    "aws-node",
+    "amazon-k8s-cni",
+    "kube-proxy",
+    "node-exporter",
+    "csi-node",
+    "csi-node-driver-registrar",
+    "secrets-store-csi-driver",
+    "eks-pod-identity-agent",
+    "cilium",
+    "calico-node",
+    "calico/node",
+    "nvidia-device-plugin",
+    "neuron-device-plugin",
+    "efa-device-plugin",
+    "aws-vpc-cni",
+];
+
+/// The node agent `names` point to, if any.
+pub(crate) fn node_agent<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<&'static str> {
+    names.into_iter().find_map(|n| {
+        let n = n.to_ascii_lowercase();
+        NODE_AGENTS.iter().copied().find(|a| n.contains(a))
+    })
 }
 
 /// A `(namespace, service_account)` pair that has a pod identity association.
@@ -71,7 +104,8 @@ pub(crate) struct AssociatedAccount {
 
 /// Applies the `EPI-K8S-*` rules to `w`.
 pub(crate) fn check(w: &Workload, associations: &[AssociatedAccount], report: &mut Report) {
-    if let Some(line) = w.host_network {
+    let ignored = |rule: &rules::Rule| w.ignored.iter().any(|r| r.eq_ignore_ascii_case(rule.id));
+    if let Some(line) = w.host_network.filter(|_| !ignored(&rules::HOST_NETWORK)) {
         let sa_name = match &w.service_account {
             ServiceAccount::Default => Some("default"),
             ServiceAccount::Named(n) => Some(n.as_str()),
@@ -83,7 +117,15 @@ pub(crate) fn check(w: &Workload, associations: &[AssociatedAccount], report: &m
                 .any(|a| &a.namespace == ns && a.service_account == sa),
             _ => false,
         };
+        let agent = node_agent(w.identity.iter().map(String::as_str));
         let (severity, why) = match (&w.service_account, associated) {
+            _ if agent.is_some() => (
+                Severity::Low,
+                format!(
+                    "it is a known node agent ({}), which needs the host network by design",
+                    agent.unwrap_or_default()
+                ),
+            ),
             (_, true) => (
                 Severity::High,
                 format!(
@@ -121,6 +163,9 @@ pub(crate) fn check(w: &Workload, associations: &[AssociatedAccount], report: &m
             (EnvSource::Literal, &rules::STATIC_AWS_KEYS),
             (EnvSource::Reference, &rules::AWS_KEYS_FROM_REF),
         ] {
+            if ignored(rule) {
+                continue;
+            }
             let vars: Vec<&EnvVar> = container
                 .env
                 .iter()
@@ -160,6 +205,8 @@ mod tests {
             namespace: Some("ns".into()),
             service_account: sa,
             host_network: host.then_some(3),
+            identity: vec!["p".into()],
+            ignored: Vec::new(),
             containers: vec![Container {
                 name: "c".into(),
                 env: vec![

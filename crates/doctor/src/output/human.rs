@@ -42,6 +42,10 @@ pub fn render(report: &Report, fail_on: Severity) -> String {
         plural(report.findings().len(), "finding"),
     );
 
+    for w in report.warnings() {
+        let _ = writeln!(out, "warning: skipped {w}");
+    }
+
     let mut group: Option<&str> = None;
     for f in report.findings() {
         let g = f.location.group();
@@ -116,6 +120,11 @@ pub fn render(report: &Report, fail_on: Severity) -> String {
             plural(failing, "finding"),
             counts.join(", ")
         )
+    };
+    // The verdict covers only what was read: say what was not.
+    let detail = match report.warnings().len() {
+        0 => detail,
+        n => format!("{detail}; {} not checked, see warnings", plural(n, "file")),
     };
     let _ = writeln!(
         out,

@@ -51,6 +51,7 @@
 //! | `summary.at_or_above_fail_on` | integer | findings that fail the run |
 //! | `summary.by_severity` | object | count per severity (all five keys present) |
 //! | `scanned` | array of string | files linted (or probe names run) |
+//! | `warnings` | array of string | files skipped and why (absent when none); a skipped file does not change the verdict |
 //! | `findings[]` | object | sorted by location, then rule id |
 //! | `findings[].rule_id` | string | stable id, see [`crate::rules`] |
 //! | `findings[].severity` | `"info"` \| `"low"` \| `"medium"` \| `"high"` \| `"critical"` | |
@@ -135,6 +136,8 @@ struct Document<'a> {
     exit_code: i32,
     summary: Summary,
     scanned: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    warnings: &'a [String],
     findings: &'a [Finding],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     probes: &'a [ProbeResult],
@@ -174,6 +177,7 @@ fn document(report: &Report, fail_on: Severity) -> Document<'_> {
             },
         },
         scanned: report.scanned(),
+        warnings: report.warnings(),
         findings: report.findings(),
         probes: report.probes(),
     }

@@ -54,6 +54,9 @@ pub enum Reply {
     StreamForever,
     /// Close the connection without answering.
     Close,
+    /// Send headers announcing a 400-byte body, part of it, then close
+    /// (a truncated body).
+    TruncatedBody,
 }
 
 impl Reply {
@@ -365,5 +368,12 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
             }
         }
         Reply::Close => {}
+        Reply::TruncatedBody => {
+            let _ = stream
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\nConnection: close\r\n\r\n{\"AccessKeyId\":",
+                )
+                .await;
+        }
     }
 }
