@@ -5,7 +5,9 @@
 //! ..)` with the runtime components captured from a real `aws-sdk-s3`
 //! `GetObject`). Sides, each against its own identically configured
 //! FakeAgent (so requests are counted per side), running at once:
-//! * `ours`: `PodIdentityProvider` on defaults, wired as the README says;
+//! * `ours`: `PodIdentityProvider` on defaults, wired as the provider
+//!   documents it (`common::s3_ours`: the provider's `SdkIdentityCache` as the identity cache
+//!   and its `credentials_provider()` as the credentials provider);
 //! * `aws-config`: its default chain (container provider via
 //!   `AWS_CONTAINER_CREDENTIALS_FULL_URI`) behind the SDK's lazy cache;
 //! * `ours+sdk-lazy` (cold scenarios only, for reference): our provider

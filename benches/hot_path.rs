@@ -4,8 +4,9 @@
 //! `identity_cache.resolve_cached_identity(resolver, components, cfg)`, with
 //! the `RuntimeComponents` captured from a real `aws-sdk-s3` `GetObject`,
 //! exactly what the orchestrator does before signing every request:
-//! * `ours`: the S3 client wired as the README says (`credentials_provider(p)`
-//!   + `identity_cache(p.identity_cache())`);
+//! * `ours`: the S3 client wired as the provider documents it
+//!   (`common::s3_ours`: the provider's `SdkIdentityCache` as the identity cache
+//!   and its `credentials_provider()` as the credentials provider);
 //! * `aws-config`: the S3 client of `aws_config::defaults().load()` (its
 //!   default chain finds the container endpoint; the SDK's lazy cache).
 //!

@@ -2,7 +2,8 @@
 //! providers, each with one S3 client, one fresh process per side and N.
 //!
 //! * ours: `PodIdentityProvider` on defaults + an S3 client wired as the
-//!   README says (`credentials_provider` + `identity_cache`);
+//!   provider documents it (`common::s3_ours`: the provider's `SdkIdentityCache` as the identity cache
+//!   and its `credentials_provider()` as the credentials provider);
 //! * aws-config: an S3 client from `aws_config::defaults().load()` (its
 //!   default chain finds the container endpoint through
 //!   `AWS_CONTAINER_CREDENTIALS_FULL_URI`; the SDK's lazy cache).

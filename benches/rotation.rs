@@ -5,8 +5,9 @@
 //! credentials come from FakeAgents that add D = 200 ms to every fetch and
 //! hand out short-lived credentials. One agent per side, so agent requests
 //! are counted per side:
-//! * ours: `PodIdentityProvider` on its defaults, wired as the README says
-//!   (`credentials_provider` + `identity_cache`);
+//! * ours: `PodIdentityProvider` on its defaults, wired as the provider
+//!   documents it (`common::s3_ours`: the provider's `SdkIdentityCache` as the identity cache
+//!   and its `credentials_provider()` as the credentials provider);
 //! * aws-config: its default chain, finding the agent through
 //!   `AWS_CONTAINER_CREDENTIALS_FULL_URI` + `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`.
 //!
