@@ -27,7 +27,7 @@ benches=(hot_path rotation failing_agent storm memory)
 echo "== building the benches (release profile)"
 cargo bench --no-run 2>&1 | tail -n 3
 
-busy=$(pgrep -x -d, 'cargo|rustc|cc1|ld|rust-lld' || true)
+busy=$(ps -eo pid=,comm= | awk '$2 ~ /^(cargo|rustc|cc1|cc1plus|ld|rust-lld|clippy-driver)$/ {print $1}' | paste -sd, -)
 if [[ -n "$busy" && "${BENCH_ALLOW_BUSY:-0}" != 1 ]]; then
   echo "refusing to measure: other build processes are running (pids $busy)." >&2
   echo "wait for them, or set BENCH_ALLOW_BUSY=1 to record a run flagged as not quiet." >&2
