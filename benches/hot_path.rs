@@ -1,85 +1,93 @@
-//! Hot path: one call with valid cached credentials.
+//! Hot path: one SDK request's identity resolution with valid cached credentials.
 //!
-//! Variants (all measured in this one run, same machine, same runtime):
-//! * `floor`          — a bare `ArcSwap<Credentials>` load + clone;
-//! * `ours_provider`  — `PodIdentityProvider::provide_credentials` (primed from a FakeAgent);
-//! * `ours_cache`     — `RefreshingCache::get` over an in-process source;
-//! * `ours_sdk_nocache` — our provider behind `IdentityCache::no_cache()`, resolved
-//!   through `ResolveCachedIdentity` exactly as the SDK does per request
-//!   (our cache is then the only cache);
-//! * `ours_sdk_ours`  — our provider with *our* cache as the SDK's identity cache
-//!   (`.identity_cache(provider.identity_cache())`, the recommended wiring);
-//! * `ours_sdk_lazy`  — our provider behind the SDK's default lazy cache;
-//! * `aws_sdk_lazy`   — aws-config's `IdentityCache::lazy()` resolving a provider with
-//!   the same long-lived credentials (the SDK default), via `ResolveCachedIdentity`.
+//! The headline is like for like: both sides on the SDK's request path,
+//! `identity_cache.resolve_cached_identity(resolver, components, cfg)`, with
+//! the `RuntimeComponents` captured from a real `aws-sdk-s3` `GetObject`,
+//! exactly what the orchestrator does before signing every request:
+//! * `ours`: the S3 client wired as the provider documents it
+//!   (`common::s3_ours`: the provider's `SdkIdentityCache` as the identity cache
+//!   and its `credentials_provider()` as the credentials provider);
+//! * `aws-config`: the S3 client of `aws_config::defaults().load()` (its
+//!   default chain finds the container endpoint; the SDK's lazy cache).
 //!
-//! The SDK variants use the `RuntimeComponents` (identity cache + sigv4 identity
-//! resolver) captured from a real `aws-sdk-s3` `GetObject`.
+//! Each at 1 and 8 tasks, on a 2-worker multi-thread runtime (`mt`) and on a
+//! current-thread runtime (`ct`); at 8 tasks also with each task on its own
+//! S3 client (its own SDK config, identity cache and resolver) next to the
+//! shared client.
 //!
-//! Each variant runs with 1, 2 and 8 concurrent tasks on a 2-worker multi-thread
-//! runtime. The reported time is CPU time per call: wall time × busy workers
-//! (min(tasks, workers)) / total calls. With perfect scaling it stays flat.
+//! Also measured, ours only and labelled so: direct reads with no aws-config
+//! equivalent (`provider.credentials()`, `provide_credentials`), and the
+//! pieces of the SDK path, to show what does not scale with tasks:
+//! * `floor`: `ArcSwap::load_full` in the same tasks;
+//! * `sdk_clones`: the two `Arc` clones the orchestrator makes per request
+//!   (`components.identity_cache()`, the resolver), which every cache pays;
+//! * `identity_clone_shared`: cloning the one `Identity` our cache serves;
+//! * `identity_clone_per_thread`: cloning an `Identity` built per thread from
+//!   the same credentials (a prototype of the fix, not the provider's code).
 //!
-//! At the end it prints `RESULT hot_path ...` lines built from criterion's medians.
+//! Figure: CPU ns per call = CPU time of all this process's threads over the
+//! measurement (`CLOCK_PROCESS_CPUTIME_ID`) / calls; with perfect scaling
+//! it stays flat from 1 to 8 tasks. Every cell is measured `REPEATS` times,
+//! variants interleaved, and the median is taken here, in this process.
 
 #[path = "common/mod.rs"]
 mod common;
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_credential_types::Credentials;
-use criterion::{BenchmarkId, Criterion};
-use eks_pod_identity::cache::RefreshingCache;
-use eks_pod_identity::source::{CredentialSource, Fetched};
-use eks_pod_identity::time::{Clock, FastRandom, RandomSource, SystemClock};
-use eks_pod_identity::{PodIdentityProvider, RefreshError, RefreshPolicy};
+use aws_smithy_runtime_api::client::identity::Identity;
 use eks_pod_identity_testkit::FakeAgent;
 
-const WORKERS: usize = 2;
-/// Calls per criterion iteration (amortizes the per-sample spawn/join cost;
-/// criterion's `--quick` mode starts at 1 iteration, so it needs a larger K).
-fn k() -> u64 {
+const TASKS: [usize; 2] = [1, 8];
+
+fn repeats() -> usize {
     if common::quick() {
-        20_000
+        3
     } else {
-        1_000
-    }
-}
-const TASKS: [usize; 3] = [1, 2, 8];
-
-#[derive(Debug)]
-struct StaticSource(Credentials);
-
-impl CredentialSource for StaticSource {
-    fn name(&self) -> &'static str {
-        "static"
-    }
-    async fn fetch(&self) -> Result<Fetched, RefreshError> {
-        Ok(Fetched {
-            credentials: self.0.clone(),
-            expiration: SystemTime::now() + Duration::from_secs(6 * 3600),
-            label: "static".into(),
-        })
+        5
     }
 }
 
-/// Runs `task(iters)` in each of `tasks` tasks (each task loops `iters`
-/// calls); returns CPU time per call × iters (criterion divides by iters).
-fn run<G, Fut>(rt: &tokio::runtime::Runtime, tasks: usize, iters: u64, task: G) -> Duration
-where
-    G: Fn(u64) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    rt.block_on(async move {
+/// Target wall time of one measurement.
+fn target() -> Duration {
+    if common::quick() {
+        Duration::from_millis(60)
+    } else {
+        Duration::from_millis(250)
+    }
+}
+
+/// CPU time of every thread of this process, ns (`CLOCK_PROCESS_CPUTIME_ID`,
+/// which, unlike `/proc/self/task/*/schedstat`, includes the running slice).
+fn process_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+type TaskFut = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Builds the future of task `i` making `n` calls.
+type MakeTask = Arc<dyn Fn(usize, u64) -> TaskFut + Send + Sync>;
+
+/// Runs `tasks` tasks of `calls_per_task` calls each; CPU ns per call.
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    tasks: usize,
+    calls_per_task: u64,
+    make: &MakeTask,
+) -> f64 {
+    rt.block_on(async {
         let barrier = Arc::new(tokio::sync::Barrier::new(tasks + 1));
         let handles: Vec<_> = (0..tasks)
-            .map(|_| {
-                let fut = task(iters * k());
+            .map(|i| {
+                let fut = make(i, calls_per_task);
                 let barrier = barrier.clone();
                 tokio::spawn(async move {
                     barrier.wait().await;
@@ -87,44 +95,56 @@ where
                 })
             })
             .collect();
+        // Read the clock before releasing the tasks: on a current-thread
+        // runtime the last task through the barrier runs its whole loop
+        // before this future is polled again.
+        let c0 = process_cpu_ns();
         barrier.wait().await;
-        let start = Instant::now();
         for h in handles {
             h.await.unwrap();
         }
-        let wall = start.elapsed();
-        wall.mul_f64(tasks.min(WORKERS) as f64 / tasks as f64 / k() as f64)
+        let c1 = process_cpu_ns();
+        (c1 - c0) as f64 / (tasks as u64 * calls_per_task) as f64
     })
 }
 
-/// A per-task loop of `iters` calls of `$call` on a clone of `$x`.
+/// Calls per task so that one measurement takes about `target()`.
+fn calibrate(rt: &tokio::runtime::Runtime, tasks: usize, make: &MakeTask) -> u64 {
+    let probe = 2_000u64;
+    let t = Instant::now();
+    measure(rt, tasks, probe, make);
+    let per_call = t.elapsed().as_secs_f64() / (probe * tasks as u64) as f64;
+    let total = (target().as_secs_f64() / per_call.max(1e-9)) as u64;
+    (total / tasks as u64).clamp(1_000, 50_000_000)
+}
+
 macro_rules! looped {
     ($x:expr, |$v:ident| $call:expr) => {{
         let x = $x.clone();
-        move |iters: u64| {
+        let f: MakeTask = Arc::new(move |_i: usize, n: u64| -> TaskFut {
             let $v = x.clone();
-            async move {
-                for _ in 0..iters {
+            Box::pin(async move {
+                for _ in 0..n {
                     black_box($call);
                 }
-            }
-        }
+            })
+        });
+        f
     }};
+}
+
+thread_local! {
+    static PER_THREAD: RefCell<Option<Identity>> = const { RefCell::new(None) };
 }
 
 struct Setup {
     _agent: FakeAgent,
-    _dir: tempfile::TempDir,
-    floor: Arc<ArcSwap<Credentials>>,
-    provider: PodIdentityProvider,
-    cache: RefreshingCache<StaticSource>,
-    ours_nocache: Arc<common::SdkIdentityPath>,
-    ours_ours: Arc<common::SdkIdentityPath>,
-    ours_lazy: Arc<common::SdkIdentityPath>,
-    aws_lazy: Arc<common::SdkIdentityPath>,
+    variants: Vec<(&'static str, MakeTask)>,
 }
 
-fn setup(rt: &tokio::runtime::Runtime) -> Setup {
+/// Everything the variants need, built on `rt` (the provider's background
+/// task and the SDK clients live on it).
+fn setup(rt: &tokio::runtime::Runtime, token: &std::path::Path) -> Setup {
     rt.block_on(async {
         let agent = FakeAgent::builder()
             .association(common::NAMESPACE, common::SERVICE_ACCOUNT, common::ROLE_ARN)
@@ -132,241 +152,210 @@ fn setup(rt: &tokio::runtime::Runtime) -> Setup {
             .start()
             .await
             .expect("fake agent");
-        let dir = tempfile::tempdir().unwrap();
-        let token = common::write_token(dir.path());
-        let provider = PodIdentityProvider::builder()
-            .endpoint(agent.uri())
-            .token_file(&token)
-            .build()
-            .expect("provider");
+        std::env::set_var("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.uri());
+        let provider = common::provider(&agent.uri(), token);
         let creds = provider.credentials().await.expect("prime provider");
 
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let rng: Arc<dyn RandomSource> = Arc::new(FastRandom::new());
-        let cache = RefreshingCache::new(
-            StaticSource(creds.clone()),
-            RefreshPolicy::default(),
-            clock,
-            rng,
-        );
-        cache.get().await.expect("prime cache");
-
-        // The SDK paths, captured from real S3 clients ("http://127.0.0.1:9" is never contacted).
+        // S3 clients ("http://127.0.0.1:9" is never contacted: the captured
+        // request is aborted before it is serialised).
         let endpoint = "http://127.0.0.1:9";
-        let nocache = common::s3_with_provider(
-            endpoint,
-            provider.clone(),
-            Some(aws_config::identity::IdentityCache::no_cache()),
-        )
-        .await;
-        let ours_cache = common::s3_with_provider(
-            endpoint,
-            provider.clone(),
-            Some(aws_sdk_s3::config::SharedIdentityCache::new(
-                provider.identity_cache(),
-            )),
-        )
-        .await;
-        let lazy = common::s3_with_provider(endpoint, provider.clone(), None).await;
-        // aws-config: the same long-lived credentials, as a plain provider behind
-        // the SDK's default lazy identity cache.
-        let aws = common::s3_with_provider(endpoint, creds.clone(), None).await;
-        let ours_nocache = Arc::new(common::capture_identity_path(&nocache).await);
-        let ours_ours = Arc::new(common::capture_identity_path(&ours_cache).await);
-        let ours_lazy = Arc::new(common::capture_identity_path(&lazy).await);
-        let aws_lazy = Arc::new(common::capture_identity_path(&aws).await);
-        // Prime the lazy caches.
-        ours_lazy.resolve().await;
-        aws_lazy.resolve().await;
-        ours_nocache.resolve().await;
-        // The first resolution teaches our identity cache its partition.
-        ours_ours.resolve().await;
+        let mut ours = Vec::new();
+        let mut aws = Vec::new();
+        for _ in 0..TASKS[TASKS.len() - 1] {
+            let o = Arc::new(
+                common::capture_identity_path(&common::s3_ours(endpoint, &provider).await).await,
+            );
+            let a = Arc::new(
+                common::capture_identity_path(&common::s3_with_aws_default_chain(endpoint).await)
+                    .await,
+            );
+            // Prime: aws-config's lazy cache loads from the agent; ours
+            // learns its partition.
+            o.resolve().await;
+            a.resolve().await;
+            ours.push(o);
+            aws.push(a);
+        }
+        let ours: Arc<Vec<_>> = Arc::new(ours);
+        let aws: Arc<Vec<_>> = Arc::new(aws);
+        let served = ours[0].resolve().await;
 
+        let shared_path = |paths: &Arc<Vec<Arc<common::SdkIdentityPath>>>| {
+            let p = paths[0].clone();
+            looped!(p, |p| p.resolve().await)
+        };
+        let own_paths = |paths: &Arc<Vec<Arc<common::SdkIdentityPath>>>| {
+            let paths = paths.clone();
+            let f: MakeTask = Arc::new(move |i: usize, n: u64| -> TaskFut {
+                let p = paths[i % paths.len()].clone();
+                Box::pin(async move {
+                    for _ in 0..n {
+                        black_box(p.resolve().await);
+                    }
+                })
+            });
+            f
+        };
+        let floor = Arc::new(ArcSwap::from_pointee(creds.clone()));
+        let sdk_clones = {
+            let p = ours[0].clone();
+            looped!(p, |p| (p.components.identity_cache(), p.resolver.clone()))
+        };
+        let shared_identity = Arc::new(served);
+        let per_thread = {
+            let creds = creds.clone();
+            let f: MakeTask = Arc::new(move |_i: usize, n: u64| -> TaskFut {
+                let creds = creds.clone();
+                Box::pin(async move {
+                    for _ in 0..n {
+                        black_box(PER_THREAD.with(|slot| {
+                            slot.borrow_mut()
+                                .get_or_insert_with(|| Identity::from(creds.clone()))
+                                .clone()
+                        }));
+                    }
+                })
+            });
+            f
+        };
+        let variants: Vec<(&'static str, MakeTask)> = vec![
+            ("ours_sdk", shared_path(&ours)),
+            ("aws_sdk", shared_path(&aws)),
+            ("ours_sdk_own_clients", own_paths(&ours)),
+            ("aws_sdk_own_clients", own_paths(&aws)),
+            (
+                "ours_credentials",
+                looped!(provider, |p| p.credentials().await.unwrap()),
+            ),
+            (
+                "ours_provide_credentials",
+                looped!(provider, |p| p.provide_credentials().await.unwrap()),
+            ),
+            ("floor", looped!(floor, |f| f.load_full())),
+            ("sdk_clones", sdk_clones),
+            (
+                "identity_clone_shared",
+                looped!(shared_identity, |i| Identity::clone(&i)),
+            ),
+            ("identity_clone_per_thread", per_thread),
+        ];
         Setup {
             _agent: agent,
-            _dir: dir,
-            floor: Arc::new(ArcSwap::from_pointee(creds)),
-            provider,
-            cache,
-            ours_nocache,
-            ours_ours,
-            ours_lazy,
-            aws_lazy,
+            variants,
         }
     })
 }
 
-const VARIANTS: [&str; 7] = [
-    "floor",
-    "ours_provider",
-    "ours_cache",
-    "ours_sdk_ours",
-    "ours_sdk_nocache",
-    "ours_sdk_lazy",
-    "aws_sdk_lazy",
-];
-
-fn benches(c: &mut Criterion, rt: &tokio::runtime::Runtime, s: &Setup) {
-    let mut g = c.benchmark_group("hot_path");
-    for tasks in TASKS {
-        let floor = looped!(s.floor, |f| Credentials::clone(&f.load()));
-        g.bench_with_input(BenchmarkId::new("floor", tasks), &tasks, |b, &n| {
-            b.iter_custom(|iters| run(rt, n, iters, &floor))
-        });
-        let provider = looped!(s.provider, |p| p.provide_credentials().await.unwrap());
-        g.bench_with_input(BenchmarkId::new("ours_provider", tasks), &tasks, |b, &n| {
-            b.iter_custom(|iters| run(rt, n, iters, &provider))
-        });
-        let cache = looped!(s.cache, |c| c.get().await.unwrap());
-        g.bench_with_input(BenchmarkId::new("ours_cache", tasks), &tasks, |b, &n| {
-            b.iter_custom(|iters| run(rt, n, iters, &cache))
-        });
-        for (name, path) in [
-            ("ours_sdk_ours", &s.ours_ours),
-            ("ours_sdk_nocache", &s.ours_nocache),
-            ("ours_sdk_lazy", &s.ours_lazy),
-            ("aws_sdk_lazy", &s.aws_lazy),
-        ] {
-            let resolve = looped!(path, |p| p.resolve().await);
-            g.bench_with_input(BenchmarkId::new(name, tasks), &tasks, |b, &n| {
-                b.iter_custom(|iters| run(rt, n, iters, &resolve))
-            });
-        }
+fn flavor_runtime(flavor: &str) -> tokio::runtime::Runtime {
+    match flavor {
+        "mt" => common::runtime(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
     }
-    g.finish();
-}
-
-fn criterion_dir() -> std::path::PathBuf {
-    std::env::var_os("CRITERION_HOME")
-        .map(Into::into)
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(|d| std::path::PathBuf::from(d).join("criterion"))
-        })
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion")
-        })
-}
-
-/// Median (ns) from criterion's estimates for `hot_path/<variant>/<tasks>`.
-fn median_ns(dir: &std::path::Path, variant: &str, tasks: usize) -> Option<f64> {
-    let path = dir
-        .join("hot_path")
-        .join(variant)
-        .join(tasks.to_string())
-        .join("new/estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["median"]["point_estimate"].as_f64()
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .unwrap();
-    let s = setup(&rt);
-    let dir = criterion_dir();
-    let mut c = Criterion::default()
-        .output_directory(&dir)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-        .nresamples(10_000)
-        .without_plots()
-        .configure_from_args();
-    benches(&mut c, &rt, &s);
-    c.final_summary();
-    // Under `cargo test` criterion runs each variant once and records no
-    // estimates: a summary would print stale figures from an earlier run.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
+    common::exit_unless_cargo_bench("hot_path");
+    let (_dir, token) = common::token_env();
+    let quiet = common::quiet::Quiet::begin("hot_path");
+    // (flavor, variant, tasks) -> samples
+    let mut samples: BTreeMap<(&str, &str, usize), Vec<f64>> = BTreeMap::new();
+    let mut names = Vec::new();
+    for flavor in ["mt", "ct"] {
+        let rt = flavor_runtime(flavor);
+        let s = setup(&rt, &token);
+        names = s.variants.iter().map(|(n, _)| *n).collect();
+        let calls: Vec<Vec<u64>> = s
+            .variants
+            .iter()
+            .map(|(_, make)| TASKS.iter().map(|&t| calibrate(&rt, t, make)).collect())
+            .collect();
+        for _ in 0..repeats() {
+            for (v, (name, make)) in s.variants.iter().enumerate() {
+                for (ti, &t) in TASKS.iter().enumerate() {
+                    let ns = measure(&rt, t, calls[v][ti], make);
+                    samples.entry((flavor, name, t)).or_default().push(ns);
+                }
+            }
+        }
+        drop(s);
+        rt.shutdown_timeout(Duration::from_millis(200));
     }
 
-    // Final step: one table and the RESULT lines, from criterion's medians.
-    let m = |v: &str, t: usize| median_ns(&dir, v, t);
+    println!(
+        "\nhot_path: CPU ns per call, median of {} repeats (min..max), mt = 2-worker multi-thread, ct = current-thread",
+        repeats()
+    );
+    for flavor in ["mt", "ct"] {
+        for name in &names {
+            let cells: Vec<String> = TASKS
+                .iter()
+                .map(|&t| {
+                    let v = &samples[&(flavor, *name, t)];
+                    format!(
+                        "{:>8.1} [{}]",
+                        common::median(v),
+                        common::spread(v, common::f1)
+                    )
+                })
+                .collect();
+            println!(
+                "  {flavor} {name:<26} 1 task {}   8 tasks {}",
+                cells[0], cells[1]
+            );
+        }
+    }
     println!();
-    println!("hot_path medians, ns of CPU per call (tasks = 1 / 2 / 8, {WORKERS} workers):");
-    for v in VARIANTS {
-        let cells: Vec<String> = TASKS
-            .iter()
-            .map(|&t| m(v, t).map_or("-".into(), |x| format!("{x:.1}")))
-            .collect();
-        println!("  {v:<18} {}", cells.join(" / "));
+    let get = |f: &str, n: &str, t: usize| samples[&(f, n, t)].clone();
+    for flavor in ["mt", "ct"] {
+        for t in TASKS {
+            common::result_rep(
+                "hot_path",
+                &format!("sdk_request_ns_{flavor}_tasks{t}"),
+                &get(flavor, "ours_sdk", t),
+                &get(flavor, "aws_sdk", t),
+                common::f1,
+            );
+        }
+        common::result_rep(
+            "hot_path",
+            &format!("sdk_request_own_clients_ns_{flavor}_tasks8"),
+            &get(flavor, "ours_sdk_own_clients", 8),
+            &get(flavor, "aws_sdk_own_clients", 8),
+            common::f1,
+        );
+        for t in TASKS {
+            for n in ["ours_credentials", "ours_provide_credentials"] {
+                common::result_ours_only(
+                    "hot_path",
+                    &format!("{n}_ns_{flavor}_tasks{t}"),
+                    &get(flavor, n, t),
+                    common::f1,
+                );
+            }
+        }
+        // Item 7: how each piece grows from 1 to 8 tasks.
+        for n in [
+            "floor",
+            "sdk_clones",
+            "identity_clone_shared",
+            "identity_clone_per_thread",
+            "ours_sdk",
+            "ours_sdk_own_clients",
+            "aws_sdk",
+            "ours_provide_credentials",
+        ] {
+            let (a, b) = (
+                common::median(&get(flavor, n, 1)),
+                common::median(&get(flavor, n, 8)),
+            );
+            println!(
+                "RESULT hot_path scaling_{flavor}_{n} tasks1_ns={a:.1} tasks8_ns={b:.1} tasks8_over_tasks1={:.2}",
+                b / a
+            );
+        }
     }
-    for t in TASKS {
-        let (
-            Some(ours),
-            Some(ours_cache),
-            Some(ours_sdk),
-            Some(nocache),
-            Some(ours_lazy),
-            Some(aws),
-            Some(floor),
-        ) = (
-            m("ours_provider", t),
-            m("ours_cache", t),
-            m("ours_sdk_ours", t),
-            m("ours_sdk_nocache", t),
-            m("ours_sdk_lazy", t),
-            m("aws_sdk_lazy", t),
-            m("floor", t),
-        )
-        else {
-            println!("RESULT hot_path tasks={t} missing (filtered out?)");
-            continue;
-        };
-        common::result(
-            "hot_path",
-            &format!("provider_ns_tasks{t}"),
-            ours,
-            aws,
-            common::f1,
-        );
-        common::result(
-            "hot_path",
-            &format!("cache_ns_tasks{t}"),
-            ours_cache,
-            aws,
-            common::f1,
-        );
-        common::result(
-            "hot_path",
-            &format!("sdk_ours_ns_tasks{t}"),
-            ours_sdk,
-            aws,
-            common::f1,
-        );
-        common::result(
-            "hot_path",
-            &format!("sdk_nocache_ns_tasks{t}"),
-            nocache,
-            aws,
-            common::f1,
-        );
-        common::result(
-            "hot_path",
-            &format!("sdk_lazy_ns_tasks{t}"),
-            ours_lazy,
-            aws,
-            common::f1,
-        );
-        println!(
-            "RESULT hot_path floor_ns_tasks{t} floor={floor:.1} ours={ours:.1} ours/floor={:.2}",
-            ours / floor
-        );
-    }
-    if let (Some(o1), Some(o8), Some(f1), Some(f8)) = (
-        m("ours_provider", 1),
-        m("ours_provider", 8),
-        m("floor", 1),
-        m("floor", 8),
-    ) {
-        println!(
-            "RESULT hot_path scaling_8v1 ours={:.2} floor={:.2}",
-            o8 / o1,
-            f8 / f1
-        );
-    }
+    quiet.end();
 }

@@ -1,38 +1,37 @@
-//! Memory: heap bytes per provider instance, 10,000 instances per side, counted
-//! by a `#[global_allocator]` wrapper (`stats_alloc`: net bytes allocated minus
-//! freed while the instances are alive).
+//! Memory: whole-process growth for N = 1, 10, 100 and 10,000 credential
+//! providers, each with one S3 client, one fresh process per side and N.
 //!
-//! * ours: `PodIdentityProvider` (its refreshing cache, background task and
-//!   agent client included);
-//! * aws-config: `EcsCredentialsProvider` (what its default chain uses for
-//!   `AWS_CONTAINER_CREDENTIALS_FULL_URI`) + the SDK's `IdentityCache::lazy()`
-//!   (one cache per provider, as each SDK config has one).
+//! * ours: `PodIdentityProvider` on defaults + an S3 client wired as the
+//!   provider documents it (`common::s3_ours`: the provider's `SdkIdentityCache` as the identity cache
+//!   and its `credentials_provider()` as the credentials provider);
+//! * aws-config: an S3 client from `aws_config::defaults().load()` (its
+//!   default chain finds the container endpoint through
+//!   `AWS_CONTAINER_CREDENTIALS_FULL_URI`; the SDK's lazy cache).
 //!
-//! Two states per side: `built` (constructed, nothing fetched) and `primed`
-//! (each instance has fetched and caches credentials; for aws-config through
-//! `resolve_cached_identity` with the runtime components of a real S3 client,
-//! given that instance's cache and resolver). `primed` counts everything the
-//! process grew by, including what stays behind when the instances are gone
-//! (the runtime's I/O and timer slabs grown by 250 concurrent fetches, the
-//! agent's side of the connections); `owned` is what dropping the instances
-//! gives back, i.e. what the instances themselves hold.
+//! Each instance is primed: one identity resolution on its S3 client's real
+//! request path, so it fetched and caches credentials (800-character session
+//! token, as real ones are about 1 KB) from a minimal in-process agent that
+//! closes every connection.
 //!
-//! The agent here is a minimal in-process HTTP server answering every request
-//! with a valid credentials document and `Connection: close`, so no idle
-//! pooled connection (which would expire after 90 s anyway) is counted and
-//! 10,000 sockets never exist at once.
+//! Growth is measured from a baseline taken after the runtime, the agent and
+//! one plain S3 client with static credentials exist (what every process
+//! with an S3 client has, whichever provider it uses), by a counting
+//! `#[global_allocator]` (`stats_alloc`: net heap bytes) and by `VmRSS`.
+//! "marginal" is the growth per further instance (from N = 1 to the largest
+//! N); growth(1) − marginal is the fixed cost shared by every instance in the
+//! process (ours: the process-wide HTTP client of the agent client), shown
+//! on its own. The headline is N = 1: one provider per
+//! process, the normal deployment.
 
 #[path = "common/mod.rs"]
 mod common;
 
 use std::alloc::System;
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use aws_sdk_s3::config::{ResolveCachedIdentity, SharedCredentialsProvider};
-use aws_smithy_runtime_api::client::identity::SharedIdentityResolver;
 use bytes::Bytes;
-use eks_pod_identity::PodIdentityProvider;
 use http_body_util::Full;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -41,12 +40,31 @@ use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-const N_FULL: usize = 10_000;
 const BATCH: usize = 250;
+
+fn sizes() -> Vec<usize> {
+    if common::quick() {
+        vec![1, 10, 100]
+    } else {
+        vec![1, 10, 100, 10_000]
+    }
+}
 
 fn net(region: &Region<'_, System>) -> i64 {
     let s = region.change();
     s.bytes_allocated as i64 - s.bytes_deallocated as i64 + s.bytes_reallocated as i64
+}
+
+fn rss_bytes() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<i64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 async fn mini_agent() -> String {
@@ -87,172 +105,160 @@ async fn mini_agent() -> String {
     format!("http://{addr}/v1/credentials")
 }
 
-struct AwsInstance {
-    _cache: aws_sdk_s3::config::SharedIdentityCache,
-    _resolver: SharedIdentityResolver,
-}
-
-fn main() {
-    common::exit_unless_cargo_bench("memory");
-    let quick = common::quick();
-    // --quick: 1,000 instances per side (10,000 connections per side are
-    // slow to open and close on 2 cores; the per-instance figures agree).
-    let n = if quick { N_FULL / 10 } else { N_FULL };
-    let settle = if quick {
+/// One side, one N, in this (fresh) process: prints a `MEMORY` line.
+fn child(side: &str, n: usize) {
+    let (_dir, token) = common::token_env();
+    let settle = if common::quick() {
         Duration::from_millis(300)
     } else {
         Duration::from_secs(2)
     };
-    let (_dir, token) = common::token_env();
-
     let rt = common::runtime();
-    let (ours, aws) = rt.block_on(async {
+    rt.block_on(async {
         let uri = mini_agent().await;
         std::env::set_var("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri);
-        // A real S3 client's runtime components (for the aws-config priming path).
-        let template = common::capture_identity_path(
-            &common::s3_with_provider(
-                "http://127.0.0.1:9",
-                aws_credential_types::Credentials::new(
-                    "AKIDEXAMPLE",
-                    "secret",
-                    None,
-                    None,
-                    "bench",
-                ),
-                None,
-            )
-            .await,
+        let endpoint = "http://127.0.0.1:9"; // never contacted
+                                             // What every process with an S3 client has: a client with static
+                                             // credentials, one request path captured and resolved.
+        let plain = common::s3_with_provider(
+            endpoint,
+            aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "static"),
+            None,
         )
         .await;
-        // Warm-up: one instance of each, so one-time globals are not counted.
-        {
-            let p = PodIdentityProvider::builder()
-                .endpoint(&uri)
-                .token_file(&token)
-                .build()
-                .unwrap();
-            p.credentials().await.unwrap();
-            let _ = aws_instance(&template, true).await;
-        }
+        common::capture_identity_path(&plain).await.resolve().await;
         tokio::time::sleep(settle).await;
 
-        // ---- ours
-        let region = Region::new(GLOBAL);
-        let mut ours = Vec::with_capacity(n);
-        let vec_bytes = net(&region);
-        for _ in 0..n {
-            ours.push(
-                PodIdentityProvider::builder()
-                    .endpoint(&uri)
-                    .token_file(&token)
-                    .build()
-                    .unwrap(),
-            );
+        let (rss0, region) = (rss_bytes(), Region::new(GLOBAL));
+        let mut providers = Vec::with_capacity(n);
+        let mut clients = Vec::with_capacity(n);
+        let base = net(&region); // the two Vecs
+        for chunk_start in (0..n).step_by(BATCH) {
+            let chunk = chunk_start..(chunk_start + BATCH).min(n);
+            let mut paths = Vec::new();
+            for _ in chunk {
+                let client = match side {
+                    "ours" => {
+                        let p = common::provider(&uri, &token);
+                        let c = common::s3_ours(endpoint, &p).await;
+                        providers.push(p);
+                        c
+                    }
+                    _ => common::s3_with_aws_default_chain(endpoint).await,
+                };
+                paths.push(common::capture_identity_path(&client).await);
+                clients.push(client);
+            }
+            futures_util::future::join_all(paths.iter().map(|p| p.resolve())).await;
+            drop(paths);
         }
-        let ours_built = net(&region) - vec_bytes;
-        for chunk in ours.chunks(BATCH) {
-            let fetches = chunk.iter().map(|p| p.credentials());
-            for r in futures_util::future::join_all(fetches).await {
-                r.expect("prime ours");
+        tokio::time::sleep(settle).await;
+        let growth = net(&region) - base;
+        let rss = rss_bytes() - rss0;
+        println!("MEMORY side={side} n={n} heap_growth={growth} rss_growth={rss}");
+        drop(clients);
+        drop(providers);
+    });
+    rt.shutdown_timeout(Duration::from_millis(100));
+}
+
+fn main() {
+    common::exit_unless_cargo_bench("memory");
+    if let Some(s) = common::scenario_arg() {
+        let (side, n) = s.split_once('_').expect("side_n");
+        child(side, n.parse().expect("n"));
+        return;
+    }
+    let quiet = common::quiet::Quiet::begin("memory");
+    // (side, n) -> (heap, rss)
+    let mut got: BTreeMap<(String, usize), (f64, f64)> = BTreeMap::new();
+    for n in sizes() {
+        for side in ["ours", "aws"] {
+            let out = common::fresh_process_output(&format!("{side}_{n}"), &[]);
+            for line in out.lines().filter(|l| l.starts_with("MEMORY ")) {
+                let field = |k: &str| -> f64 {
+                    line.split_whitespace()
+                        .find_map(|f| {
+                            f.strip_prefix(&format!("{k}="))
+                                .map(|v| v.parse().unwrap_or(f64::NAN))
+                        })
+                        .unwrap_or(f64::NAN)
+                };
+                got.insert(
+                    (side.to_owned(), n),
+                    (field("heap_growth"), field("rss_growth")),
+                );
             }
         }
-        tokio::time::sleep(settle).await;
-        let ours_primed = net(&region) - vec_bytes;
-        drop(ours);
-        tokio::time::sleep(settle).await;
-        let ours_left = net(&region);
-        let ours = Figures {
-            built: ours_built,
-            primed: ours_primed,
-            owned: ours_primed - ours_left,
-        };
-
-        // ---- aws-config
-        let region = Region::new(GLOBAL);
-        let mut aws: Vec<AwsInstance> = Vec::with_capacity(n);
-        let vec_bytes = net(&region);
-        for _ in 0..n {
-            aws.push(aws_instance(&template, false).await);
-        }
-        let aws_built = net(&region) - vec_bytes;
-        for chunk in aws.chunks(BATCH) {
-            let fetches = chunk.iter().map(|a| prime_aws(&template, a));
-            futures_util::future::join_all(fetches).await;
-        }
-        tokio::time::sleep(settle).await;
-        let aws_primed = net(&region) - vec_bytes;
-        drop(aws);
-        tokio::time::sleep(settle).await;
-        let aws_left = net(&region);
-        let aws = Figures {
-            built: aws_built,
-            primed: aws_primed,
-            owned: aws_primed - aws_left,
-        };
-        (ours, aws)
-    });
-
-    let per = |b: i64| b as f64 / n as f64;
+    }
+    let g = |side: &str, n: usize| {
+        got.get(&(side.to_owned(), n))
+            .copied()
+            .unwrap_or((f64::NAN, f64::NAN))
+    };
+    let sizes = sizes();
+    let big = *sizes.last().unwrap();
+    println!("\nmemory: whole-process growth with N providers, each with one primed S3 client");
     println!(
-        "\nmemory: heap bytes per instance, {n} instances per side (counting global allocator)"
+        "{:>7} {:>16} {:>16} {:>14} {:>14}",
+        "N", "ours heap B", "aws heap B", "ours RSS B", "aws RSS B"
     );
-    for (side, f) in [("ours", &ours), ("aws-config", &aws)] {
+    for &n in &sizes {
+        let (o, a) = (g("ours", n), g("aws", n));
         println!(
-            "  {side:<10} built {:>8.0} B   primed {:>8.0} B   owned when primed {:>8.0} B",
-            per(f.built),
-            per(f.primed),
-            per(f.owned)
+            "{n:>7} {:>16.0} {:>16.0} {:>14.0} {:>14.0}",
+            o.0, a.0, o.1, a.1
         );
     }
     println!();
-    for (figure, pick) in [
-        (
-            "bytes_per_instance_built",
-            (|f: &Figures| f.built) as fn(&Figures) -> i64,
-        ),
-        ("bytes_per_instance_primed", |f: &Figures| f.primed),
-        ("bytes_per_instance_owned", |f: &Figures| f.owned),
-    ] {
+    for &n in &sizes {
+        let (o, a) = (g("ours", n), g("aws", n));
         common::result(
             "memory",
-            figure,
-            per(pick(&ours)),
-            per(pick(&aws)),
+            &format!("n{n}_heap_growth_bytes"),
+            o.0,
+            a.0,
+            common::f0,
+        );
+        common::result(
+            "memory",
+            &format!("n{n}_heap_per_provider_bytes"),
+            o.0 / n as f64,
+            a.0 / n as f64,
+            common::f0,
+        );
+        common::result(
+            "memory",
+            &format!("n{n}_rss_growth_bytes"),
+            o.1,
+            a.1,
             common::f0,
         );
     }
-}
-
-/// Net heap bytes of one side (all instances together).
-struct Figures {
-    built: i64,
-    primed: i64,
-    /// Given back when the primed instances are dropped.
-    owned: i64,
-}
-
-/// One aws-config provider + lazy cache, as `aws_config::defaults().load()`
-/// would wire it for the container endpoint. `prime` fetches once.
-async fn aws_instance(template: &common::SdkIdentityPath, prime: bool) -> AwsInstance {
-    let provider = aws_config::ecs::EcsCredentialsProvider::builder().build();
-    let resolver = SharedIdentityResolver::new(SharedCredentialsProvider::new(provider));
-    let inst = AwsInstance {
-        _cache: aws_config::identity::IdentityCache::lazy().build(),
-        _resolver: resolver,
-    };
-    if prime {
-        prime_aws(template, &inst).await;
-    }
-    inst
-}
-
-async fn prime_aws(template: &common::SdkIdentityPath, inst: &AwsInstance) {
-    // The lazy cache takes the time source and sleep from the request's
-    // runtime components (shared by every request of a client, not per
-    // provider), and partitions by the resolver passed here.
-    inst._cache
-        .resolve_cached_identity(inst._resolver.clone(), &template.components, &template.cfg)
-        .await
-        .expect("prime aws-config");
+    // Marginal cost per further instance, from the largest N, and the fixed
+    // cost shared by all instances of a process: growth(1) − marginal.
+    let marginal = |side: &str| (g(side, big).0 - g(side, 1).0) / (big - 1) as f64;
+    let (mo, ma) = (marginal("ours"), marginal("aws"));
+    common::result(
+        "memory",
+        &format!("marginal_heap_per_provider_bytes_n1_to_n{big}"),
+        mo,
+        ma,
+        common::f0,
+    );
+    common::result(
+        "memory",
+        "shared_fixed_heap_bytes",
+        g("ours", 1).0 - mo,
+        g("aws", 1).0 - ma,
+        common::f0,
+    );
+    common::result(
+        "memory",
+        "one_provider_process_heap_growth_bytes",
+        g("ours", 1).0,
+        g("aws", 1).0,
+        common::f0,
+    );
+    quiet.end();
 }

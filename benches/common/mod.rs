@@ -8,8 +8,13 @@
 //! * capture of the `RuntimeComponents` an `aws-sdk-s3` operation really uses,
 //!   so identity resolution can be driven exactly as the orchestrator does it
 //!   (`identity_cache.resolve_cached_identity(resolver, components, cfg)`);
-//! * percentile helpers and `RESULT` line printing.
+//! * percentile helpers, medians of repeats taken in this process, and
+//!   `RESULT` line printing;
+//! * [`quiet`]: the proof that the machine was quiet during the run;
+//! * [`fresh_process`]: runs one scenario in a child process of its own.
 #![allow(dead_code, missing_docs)]
+
+pub mod quiet;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -234,6 +239,36 @@ pub async fn s3_with_provider(
     s3_from(&sdk, endpoint)
 }
 
+/// An S3 client wired as the provider's documentation says: our cache as
+/// the SDK's identity cache and, as the SDK's credentials provider, the very
+/// provider that cache serves by construction
+/// (`SdkIdentityCache::credentials_provider`). Every bench builds "ours"
+/// through here, so the wiring is in one place.
+pub async fn s3_ours(
+    endpoint: &str,
+    provider: &eks_pod_identity::PodIdentityProvider,
+) -> aws_sdk_s3::Client {
+    let ids = provider.identity_cache();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .load()
+        .await
+        .into_builder()
+        .credentials_provider(ids.credentials_provider())
+        .identity_cache(ids)
+        .build();
+    s3_from(&sdk, endpoint)
+}
+
+/// Our provider on default settings, for the agent at `uri`.
+pub fn provider(uri: &str, token: &std::path::Path) -> eks_pod_identity::PodIdentityProvider {
+    eks_pod_identity::PodIdentityProvider::builder()
+        .endpoint(uri)
+        .token_file(token)
+        .build()
+        .expect("provider")
+}
+
 /// An S3 client on the stub whose credentials come from aws-config's default
 /// chain (environment: `AWS_CONTAINER_CREDENTIALS_FULL_URI` + token file).
 pub async fn s3_with_aws_default_chain(endpoint: &str) -> aws_sdk_s3::Client {
@@ -402,4 +437,115 @@ pub fn f2(x: f64) -> String {
 }
 pub fn f3(x: f64) -> String {
     format!("{x:.3}")
+}
+pub fn f4(x: f64) -> String {
+    format!("{x:.4}")
+}
+
+// ---------------------------------------------------------------- repeats
+
+/// Median of unsorted samples (mean of the middle two for an even count).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
+}
+
+/// `min..max (±x % of the median)` of repeated measurements.
+pub fn spread(v: &[f64], unit_fmt: fn(f64) -> String) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let m = median(v);
+    let pct = if m != 0.0 {
+        100.0 * (hi - lo) / 2.0 / m.abs()
+    } else {
+        0.0
+    };
+    format!("{}..{}(±{pct:.0}%)", unit_fmt(lo), unit_fmt(hi))
+}
+
+/// A `RESULT` line from repeated measurements: medians, their ratio, the
+/// number of repeats and each side's spread.
+pub fn result_rep(
+    bench: &str,
+    figure: &str,
+    ours: &[f64],
+    aws: &[f64],
+    unit_fmt: fn(f64) -> String,
+) {
+    let (o, a) = (median(ours), median(aws));
+    println!(
+        "RESULT {bench} {figure} ours={} aws-config={} ratio={} repeats={} ours_spread={} aws_spread={}",
+        unit_fmt(o),
+        unit_fmt(a),
+        ratio(o, a),
+        ours.len().min(aws.len()),
+        spread(ours, unit_fmt),
+        spread(aws, unit_fmt)
+    );
+}
+
+/// A `RESULT` line for a figure aws-config has no equivalent of.
+pub fn result_ours_only(bench: &str, figure: &str, ours: &[f64], unit_fmt: fn(f64) -> String) {
+    println!(
+        "RESULT {bench} {figure} ours={} aws-config=none ratio=n/a repeats={} ours_spread={} \
+         (no aws-config equivalent)",
+        unit_fmt(median(ours)),
+        ours.len(),
+        spread(ours, unit_fmt)
+    );
+}
+
+// ---------------------------------------------------------------- fresh processes
+
+/// The scenario this process was asked to run (`--scenario NAME`), if any.
+pub fn scenario_arg() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--scenario")
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn scenario_command(name: &str, extra: &[&str]) -> std::process::Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--bench").arg("--scenario").arg(name).args(extra);
+    if quick() {
+        cmd.arg("--quick");
+    }
+    cmd
+}
+
+/// Runs this bench binary again as `--bench [--quick] --scenario NAME`,
+/// one fresh process per scenario, in order; their output goes to ours.
+pub fn fresh_process(name: &str, extra: &[&str]) {
+    let status = scenario_command(name, extra)
+        .status()
+        .expect("spawn scenario");
+    if !status.success() {
+        println!("RESULT scenario {name} failed ({status})");
+    }
+}
+
+/// Like [`fresh_process`], but returns the child's standard output (also
+/// echoed to ours).
+pub fn fresh_process_output(name: &str, extra: &[&str]) -> String {
+    let out = scenario_command(name, extra)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("spawn scenario");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if !out.status.success() {
+        println!("RESULT scenario {name} failed ({})", out.status);
+    }
+    text
 }
