@@ -391,10 +391,9 @@ mod tests {
                 )
                 .imds_timeouts(Duration::from_secs(5), Duration::from_secs(10))
         };
-        let err = ec2()
-            .build()
-            .err()
-            .expect("25 s per request > 10 s deadline");
+        let Err(err) = ec2().build() else {
+            panic!("25 s per request > 10 s deadline must not build");
+        };
         assert!(err.to_string().contains("imds.fetch_timeout"), "{err}");
         ec2()
             .imds_fetch_timeout(Duration::from_secs(25))
