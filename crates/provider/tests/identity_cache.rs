@@ -107,6 +107,54 @@ async fn own_provider_is_served_from_the_refreshing_cache() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn every_thread_gets_the_same_identity_before_and_after_a_refresh() {
+    // The cache keeps one `Identity` copy per stripe (one per CPU) so that
+    // threads don't contend on one set of reference counts; each thread must
+    // still see exactly the cached credentials, and a refresh must replace
+    // every copy.
+    let (source, clock) = setup();
+    let c = cache(source.clone(), RefreshPolicy::default());
+    let ids = c.identity_cache();
+    let resolver = resolver_of(ids.credentials_provider());
+    let first = resolve(&ids, &resolver, clock).await.unwrap();
+    let from_threads = |ids: SdkIdentityCache, resolver: SharedIdentityResolver| async move {
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (ids, resolver) = (ids.clone(), resolver.clone());
+                let handle = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || {
+                    let id = handle
+                        .block_on(resolve(&ids, &resolver, clock))
+                        .expect("cached");
+                    (key(&id), id.expiration())
+                })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in threads {
+            seen.push(t.await.unwrap());
+        }
+        seen
+    };
+    for (k, exp) in from_threads(ids.clone(), resolver.clone()).await {
+        assert_eq!(k, key(&first));
+        assert_eq!(exp, first.expiration());
+    }
+    let due = c.status().next_refresh.unwrap();
+    tokio::time::advance(due.duration_since(clock.now()).unwrap() + Duration::from_secs(1)).await;
+    settle().await;
+    tokio::time::advance(Duration::from_millis(100)).await;
+    settle().await;
+    assert_eq!(source.calls(), 2, "the background refresh ran");
+    let second = resolve(&ids, &resolver, clock).await.unwrap();
+    assert_ne!(key(&second), key(&first));
+    for (k, exp) in from_threads(ids.clone(), resolver.clone()).await {
+        assert_eq!(k, key(&second), "every stripe was replaced");
+        assert_eq!(exp, second.expiration());
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn own_provider_follows_background_refreshes_at_once() {
     let (source, clock) = setup();
     let c = cache(source.clone(), RefreshPolicy::default());
