@@ -18,9 +18,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use clap::{Parser, Subcommand, ValueEnum};
 use eks_pod_identity::report::ErrorReport;
-use eks_pod_identity::{
-    CredentialChain, DefaultChain, FallbackPolicy, NoCredentials, RefreshPolicy,
-};
+use eks_pod_identity::{DefaultChain, FallbackPolicy, NoCredentials};
 use std::error::Error;
 use std::io::Write;
 use std::process::ExitCode;
@@ -48,10 +46,6 @@ struct Args {
     /// (default: deny inside Kubernetes, allow elsewhere).
     #[arg(long, value_enum)]
     fallback: Option<Fallback>,
-    /// Largest mandatory refresh window in seconds, for tests of that
-    /// setting only (default: the provider's, min(60 s, lifetime/4)).
-    #[arg(long, value_name = "SECS", hide = true)]
-    mandatory_window_secs: Option<u64>,
     /// IMDS endpoint override.
     #[arg(long)]
     imds_endpoint: Option<String>,
@@ -205,11 +199,6 @@ async fn main() -> ExitCode {
         .init();
 
     let mut chain = DefaultChain::builder();
-    if let Some(secs) = args.mandatory_window_secs {
-        chain = chain.pod_identity_chain(CredentialChain::builder().refresh_policy(
-            RefreshPolicy::default().with_mandatory_window(Duration::from_secs(secs)),
-        ));
-    }
     if let Some(f) = args.fallback {
         chain = chain.fallback_policy(match f {
             Fallback::Deny => FallbackPolicy::Deny,
