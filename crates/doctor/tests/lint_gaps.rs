@@ -5,29 +5,10 @@
 //! Launch templates here are referenced by an `aws_eks_node_group`, so they are
 //! EKS node templates whatever scope rule applies to stray launch templates.
 
-use eks_pod_identity_doctor::lint::Linter;
 use eks_pod_identity_doctor::report::{Report, Severity};
 
-fn lint(files: &[(&str, &str)]) -> Report {
-    let mut linter = Linter::new();
-    for (name, text) in files {
-        linter.add_source(name, *text).expect("parses");
-    }
-    linter.finish()
-}
-
-/// `(rule, severity, location)` of every finding.
-fn found(report: &Report) -> Vec<(String, Severity, String)> {
-    report
-        .findings()
-        .iter()
-        .map(|f| (f.rule_id.clone(), f.severity, f.location.to_string()))
-        .collect()
-}
-
-fn f(rule: &str, severity: Severity, location: &str) -> (String, Severity, String) {
-    (rule.to_owned(), severity, location.to_owned())
-}
+mod lint_support;
+use lint_support::{f, found, lint};
 
 // ---------- Kubernetes workloads ----------
 

@@ -2,24 +2,10 @@
 //! warnings and exit codes of `pod-identity-doctor lint`.
 
 use eks_pod_identity_doctor::cli::run;
-use eks_pod_identity_doctor::lint::Linter;
-use eks_pod_identity_doctor::report::{ExitStatus, Report, Severity};
+use eks_pod_identity_doctor::report::{ExitStatus, Severity};
 
-fn lint(files: &[(&str, &str)]) -> Report {
-    let mut linter = Linter::new();
-    for (name, text) in files {
-        linter.add_source(name, *text).expect("parses");
-    }
-    linter.finish()
-}
-
-fn found(report: &Report) -> Vec<(String, Severity, String)> {
-    report
-        .findings()
-        .iter()
-        .map(|f| (f.rule_id.clone(), f.severity, f.location.to_string()))
-        .collect()
-}
+mod lint_support;
+use lint_support::{found, lint};
 
 fn doctor(args: &[&str]) -> (ExitStatus, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());

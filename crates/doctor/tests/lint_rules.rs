@@ -1,24 +1,10 @@
 //! One positive and one negative case per lint rule.
 
-use eks_pod_identity_doctor::lint::{lint_paths, Linter};
+use eks_pod_identity_doctor::lint::lint_paths;
 use eks_pod_identity_doctor::report::{Report, Severity};
 
-fn lint(files: &[(&str, &str)]) -> Report {
-    let mut linter = Linter::new();
-    for (name, text) in files {
-        linter.add_source(name, *text).expect("parses");
-    }
-    linter.finish()
-}
-
-/// `(rule, severity, location)` of every finding.
-fn found(report: &Report) -> Vec<(String, Severity, String)> {
-    report
-        .findings()
-        .iter()
-        .map(|f| (f.rule_id.clone(), f.severity, f.location.to_string()))
-        .collect()
-}
+mod lint_support;
+use lint_support::{f, found, lint};
 
 fn rules(report: &Report) -> Vec<&str> {
     report
@@ -26,10 +12,6 @@ fn rules(report: &Report) -> Vec<&str> {
         .iter()
         .map(|f| f.rule_id.as_str())
         .collect()
-}
-
-fn f(rule: &str, severity: Severity, location: &str) -> (String, Severity, String) {
-    (rule.to_owned(), severity, location.to_owned())
 }
 
 /// A launch template that an EKS managed node group uses (only those are EKS nodes).

@@ -5,29 +5,11 @@
 //! trust-policy shapes, and robustness (skipped files, `.tf.json`, JSON
 //! manifests, `List`, Argo `Rollout`, local modules).
 
-use eks_pod_identity_doctor::lint::{lint_paths, LintError, Linter};
-use eks_pod_identity_doctor::report::{Report, Severity, Verdict};
+use eks_pod_identity_doctor::lint::{lint_paths, LintError};
+use eks_pod_identity_doctor::report::{Severity, Verdict};
 
-fn lint(files: &[(&str, &str)]) -> Report {
-    let mut linter = Linter::new();
-    for (name, text) in files {
-        linter.add_source(name, *text).expect("parses");
-    }
-    linter.finish()
-}
-
-/// `(rule, severity, location)` of every finding.
-fn found(report: &Report) -> Vec<(String, Severity, String)> {
-    report
-        .findings()
-        .iter()
-        .map(|f| (f.rule_id.clone(), f.severity, f.location.to_string()))
-        .collect()
-}
-
-fn f(rule: &str, severity: Severity, location: &str) -> (String, Severity, String) {
-    (rule.to_owned(), severity, location.to_owned())
-}
+mod lint_support;
+use lint_support::{f, found, lint};
 
 fn eks(version: &str, groups: &str) -> String {
     format!(
