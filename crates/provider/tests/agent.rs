@@ -86,6 +86,22 @@ impl Fixture {
     async fn requests(&self) -> Vec<Request> {
         self.server.received_requests().await.unwrap_or_default()
     }
+
+    /// The `Authorization` header of every request the agent received, in order.
+    async fn tokens_sent(&self) -> Vec<String> {
+        self.requests()
+            .await
+            .iter()
+            .map(|r| {
+                r.headers
+                    .get("authorization")
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
 }
 
 fn fast_retries() -> RetryPolicy {
@@ -168,19 +184,7 @@ async fn token_file_is_reread_on_every_fetch() {
     // Into their mandatory window: the next call fetches, with the new token.
     clock.advance(Duration::from_secs(25));
     p.credentials().await.expect("refetched");
-    let seen: Vec<_> = f
-        .requests()
-        .await
-        .iter()
-        .map(|r| {
-            r.headers
-                .get("authorization")
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let seen = f.tokens_sent().await;
     assert_eq!(seen, [TOKEN_A, TOKEN_B]);
 }
 
@@ -353,19 +357,7 @@ async fn expired_token_rereads_the_file_and_retries_once_at_once() {
     let p = f.provider();
     let creds = p.credentials().await.expect("the retry with the new token");
     assert_eq!(creds.access_key_id(), "ASIAAGENTTEST");
-    let sent: Vec<_> = f
-        .requests()
-        .await
-        .iter()
-        .map(|r| {
-            r.headers
-                .get("authorization")
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let sent = f.tokens_sent().await;
     assert_eq!(sent, [TOKEN_A, TOKEN_B], "re-read and retried exactly once");
     let status = p.status();
     assert_eq!((status.fetches, status.failures), (1, 0));

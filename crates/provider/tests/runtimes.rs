@@ -133,6 +133,20 @@ fn current_thread(paused: bool) -> tokio::runtime::Runtime {
     b.build().unwrap()
 }
 
+/// Starts a fetch on a current-thread runtime that is then never driven
+/// again (kept alive, not dropped): the fetch stalls where the source left it.
+fn start_a_fetch_on_a_runtime_left_undriven(
+    cache: &RefreshingCache<Shared>,
+) -> tokio::runtime::Runtime {
+    let stuck = current_thread(false);
+    stuck.block_on(async {
+        let c = cache.clone();
+        tokio::spawn(async move { c.get().await });
+        settle().await;
+    });
+    stuck
+}
+
 async fn settle() {
     for _ in 0..20 {
         tokio::task::yield_now().await;
@@ -182,12 +196,7 @@ fn a_waiter_never_waits_past_the_deadline_on_a_task_that_is_never_polled() {
     let clock = ManualClock::new();
     let source = Source::new(&clock, &[Act::Hang]);
     let cache = cache(&source);
-    let stuck = current_thread(false);
-    stuck.block_on(async {
-        let c = cache.clone();
-        tokio::spawn(async move { c.get().await });
-        settle().await;
-    });
+    let stuck = start_a_fetch_on_a_runtime_left_undriven(&cache);
     // `stuck` stays alive but nobody drives it any more.
     let other = current_thread(true);
     other.block_on(async {
@@ -215,12 +224,7 @@ fn a_fetch_older_than_its_deadline_is_replaced_without_waiting() {
     let clock = ManualClock::new();
     let source = Source::new(&clock, &[Act::Hang]);
     let cache = cache(&source);
-    let stuck = current_thread(false);
-    stuck.block_on(async {
-        let c = cache.clone();
-        tokio::spawn(async move { c.get().await });
-        settle().await;
-    });
+    let stuck = start_a_fetch_on_a_runtime_left_undriven(&cache);
     clock.advance(Duration::from_secs(60));
     let other = current_thread(true);
     other.block_on(async {
@@ -467,12 +471,7 @@ fn a_superseded_fetch_ending_late_does_not_disturb_the_schedule() {
     let clock = ManualClock::new();
     let source = Source::new(&clock, &[Act::Hang]);
     let cache = cache(&source);
-    let stuck = current_thread(false);
-    stuck.block_on(async {
-        let c = cache.clone();
-        tokio::spawn(async move { c.get().await });
-        settle().await;
-    });
+    let stuck = start_a_fetch_on_a_runtime_left_undriven(&cache);
     clock.advance(Duration::from_secs(60));
     let other = current_thread(true);
     other.block_on(async {
