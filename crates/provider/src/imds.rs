@@ -21,12 +21,16 @@ use url::Url;
 /// The provider name stamped on credentials from IMDS.
 pub const PROVIDER_NAME: &str = "Ec2InstanceMetadata";
 
-const TOKEN_PATH: &str = "/latest/api/token";
-const ROLE_PATH: &str = "/latest/meta-data/iam/security-credentials/";
-const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
-const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
-/// Session-token lifetime we ask for (the maximum, 6 h).
-const TOKEN_TTL_SECS: u64 = 21_600;
+/// `PUT` here (with [`IMDS_TOKEN_TTL_HEADER`]) for an IMDSv2 session token.
+pub const IMDS_TOKEN_PATH: &str = "/latest/api/token";
+/// `GET` lists the instance role; `GET` + role name gives its credentials.
+pub const IMDS_ROLE_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+/// Request header of the token `PUT`: the lifetime asked for, in seconds.
+pub const IMDS_TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
+/// Request header carrying the session token on every IMDSv2 `GET`.
+pub const IMDS_TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
+/// Session-token lifetime we ask for: the maximum IMDS grants (6 h).
+pub const IMDS_TOKEN_TTL_SECS: u64 = 21_600;
 /// Re-fetch the session token this long before IMDS says it expires.
 const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(120);
 
@@ -235,7 +239,7 @@ impl ImdsSource {
                     endpoint: self.endpoint_str(),
                     detail: format!("the {k} header value is not a valid header"),
                 })?;
-            value.set_sensitive(k == TOKEN_HEADER);
+            value.set_sensitive(k == IMDS_TOKEN_HEADER);
             req = req.header(k, value);
         }
         let deadline = self.options.exchange_deadline();
@@ -247,7 +251,7 @@ impl ImdsSource {
             let status = resp.status().as_u16();
             let ttl = resp
                 .headers()
-                .get(TTL_HEADER)
+                .get(IMDS_TOKEN_TTL_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let body = http::read_capped(resp, MAX_BODY_BYTES)
@@ -368,10 +372,14 @@ impl ImdsSource {
                 return Ok(Auth::Token(t.value.clone()));
             }
         }
-        let ttl = TOKEN_TTL_SECS.to_string();
+        let ttl = IMDS_TOKEN_TTL_SECS.to_string();
         let result = self
             .with_retries(|| {
-                self.exchange_retryable(Method::PUT, TOKEN_PATH, Some((TTL_HEADER, &ttl)))
+                self.exchange_retryable(
+                    Method::PUT,
+                    IMDS_TOKEN_PATH,
+                    Some((IMDS_TOKEN_TTL_HEADER, &ttl)),
+                )
             })
             .await;
         let (status, ttl_header, body) = match result {
@@ -405,7 +413,7 @@ impl ImdsSource {
             _ => {
                 return Err(ImdsError::Status {
                     endpoint: self.endpoint_str(),
-                    path: TOKEN_PATH.into(),
+                    path: IMDS_TOKEN_PATH.into(),
                     status,
                 })
             }
@@ -444,7 +452,7 @@ impl ImdsSource {
                 Auth::Token(t) => {
                     let t = t.expose().to_owned();
                     self.with_retries(|| {
-                        self.exchange_retryable(Method::GET, path, Some((TOKEN_HEADER, &t)))
+                        self.exchange_retryable(Method::GET, path, Some((IMDS_TOKEN_HEADER, &t)))
                     })
                     .await?
                 }
@@ -463,14 +471,14 @@ impl ImdsSource {
     }
 
     async fn fetch_inner(&self) -> Result<Fetched, ImdsError> {
-        let (status, body) = self.get(ROLE_PATH).await?;
+        let (status, body) = self.get(IMDS_ROLE_PATH).await?;
         if status == 404 {
             return Err(ImdsError::NoInstanceProfile {
                 endpoint: self.endpoint_str(),
                 detail: "404",
             });
         }
-        self.expect_ok(status, ROLE_PATH)?;
+        self.expect_ok(status, IMDS_ROLE_PATH)?;
         let role = String::from_utf8_lossy(&body)
             .lines()
             .map(str::trim)
@@ -486,7 +494,7 @@ impl ImdsSource {
                 detail: format!("role name {role:?} is not a valid IAM role name"),
             });
         }
-        let path = format!("{ROLE_PATH}{role}");
+        let path = format!("{IMDS_ROLE_PATH}{role}");
         let (status, body) = self.get(&path).await?;
         self.expect_ok(status, &path)?;
         let doc =
@@ -539,7 +547,7 @@ impl ImdsSource {
 /// (`9999999999999999999`) cannot overflow the clock.
 fn token_refresh_after(now: SystemTime, ttl_secs: u64) -> SystemTime {
     let lifetime =
-        Duration::from_secs(ttl_secs.min(TOKEN_TTL_SECS)).saturating_sub(TOKEN_REFRESH_MARGIN);
+        Duration::from_secs(ttl_secs.min(IMDS_TOKEN_TTL_SECS)).saturating_sub(TOKEN_REFRESH_MARGIN);
     now.checked_add(lifetime).unwrap_or(now)
 }
 
@@ -578,7 +586,7 @@ mod tests {
     #[test]
     fn huge_token_ttls_are_capped_not_overflowed() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let capped = now + Duration::from_secs(TOKEN_TTL_SECS) - TOKEN_REFRESH_MARGIN;
+        let capped = now + Duration::from_secs(IMDS_TOKEN_TTL_SECS) - TOKEN_REFRESH_MARGIN;
         assert_eq!(token_refresh_after(now, 9_999_999_999_999_999_999), capped);
         assert_eq!(token_refresh_after(now, u64::MAX), capped);
         assert_eq!(token_refresh_after(now, 21_600), capped);

@@ -23,6 +23,7 @@ mod error;
 mod http;
 pub mod identity_cache;
 pub mod imds;
+pub mod protocol;
 mod provider;
 pub mod retry;
 pub mod rfc3339;
@@ -33,6 +34,7 @@ pub mod time;
 pub mod token;
 
 pub use chain::{ChainError, CredentialChain, CredentialChainBuilder, FallbackPolicy};
+pub use config::{Env, MapEnv, ProcessEnv};
 pub use context::ProviderContext;
 pub use error::{
     AgentError, Classify, ConfigError, ErrorKind, ExpiresTooSoon, FetchAborted, ImdsError,

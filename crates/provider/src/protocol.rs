@@ -1,0 +1,24 @@
+//! The wire facts of the two credential endpoints, in one place.
+//!
+//! Addresses, paths, header names and size caps that the Pod Identity Agent
+//! and the EC2 instance metadata service (IMDSv2) define. The provider uses
+//! them; tools such as `pod-identity-doctor` import them from here instead of
+//! keeping copies. (The test fakes in `eks-pod-identity-testkit` keep their own
+//! copies on purpose and are cross-checked against these.)
+//!
+//! ```
+//! use eks_pod_identity_provider::protocol;
+//!
+//! assert_eq!(protocol::POD_IDENTITY_AGENT_V4.to_string(), "169.254.170.23");
+//! assert_eq!(protocol::IMDS_TOKEN_PATH, "/latest/api/token");
+//! ```
+
+pub use crate::config::{
+    ECS_HOST, IMDS_IPV4 as IMDS_ENDPOINT_V4, IMDS_IPV6 as IMDS_ENDPOINT_V6, POD_IDENTITY_AGENT_V4,
+    POD_IDENTITY_AGENT_V6,
+};
+pub use crate::http::MAX_BODY_BYTES;
+pub use crate::imds::{
+    IMDS_ROLE_PATH, IMDS_TOKEN_HEADER, IMDS_TOKEN_PATH, IMDS_TOKEN_TTL_HEADER, IMDS_TOKEN_TTL_SECS,
+};
+pub use crate::token::MAX_TOKEN_BYTES;
