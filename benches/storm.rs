@@ -39,10 +39,10 @@ use aws_credential_types::provider::{self, ProvideCredentials};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{ResolveCachedIdentity, SharedCredentialsProvider};
 use aws_smithy_runtime_api::client::identity::SharedIdentityResolver;
-use eks_pod_identity::cache::RefreshingCache;
-use eks_pod_identity::source::{CredentialSource, Fetched};
-use eks_pod_identity::time::{Clock, FastRandom, RandomSource, TokioClock};
+use eks_pod_identity::context::{Clock, FastRandom, RandomSource, TokioClock};
+use eks_pod_identity::RefreshingCache;
 use eks_pod_identity::{AgentError, RefreshError, RefreshPolicy, RetryPolicy};
+use eks_pod_identity::{CredentialSource, Fetched};
 use tokio::time::Instant;
 
 const LIFETIME: Duration = Duration::from_secs(3600);

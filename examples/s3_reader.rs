@@ -283,7 +283,7 @@ async fn watch(app: &App, cmd: &Command, duration: Duration, interval_ms: u64) -
             "ok": result.is_ok(),
             "latency_ms": (ms * 1000.0).round() / 1000.0,
             "source": status.source,
-            "expiration": status.expiration.map(eks_pod_identity::rfc3339::format),
+            "expiration": status.expiration.map(eks_pod_identity::test_util::parsers::rfc3339::format),
             "error": result.as_ref().err().map(|e| format!("{}: {}", e.code, e.message)),
         });
         if result.is_err() {

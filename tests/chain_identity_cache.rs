@@ -18,9 +18,9 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::identity::ResolveCachedIdentity;
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use eks_pod_identity::cache::RefreshingCache;
-use eks_pod_identity::source::{CredentialSource, Fetched};
-use eks_pod_identity::time::{Clock, FastRandom, TokioClock};
+use eks_pod_identity::context::{Clock, FastRandom, TokioClock};
+use eks_pod_identity::RefreshingCache;
+use eks_pod_identity::{CredentialSource, Fetched};
 use eks_pod_identity::{RefreshError, RefreshPolicy};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -413,7 +413,10 @@ impl ScenarioRun {
             .log
             .iter()
             .filter(|r| r.fault.is_none() && r.status == Some(200))
-            .filter_map(|r| r.expiration.map(eks_pod_identity::rfc3339::format))
+            .filter_map(|r| {
+                r.expiration
+                    .map(eks_pod_identity::test_util::parsers::rfc3339::format)
+            })
             .collect();
         let injected = self.log.iter().filter(|r| r.fault.is_some()).count();
         let unfinished = self

@@ -12,15 +12,17 @@
 //! times out or refuses is an error, never a reason to fall back (that would
 //! silently escalate a pod to the node's role).
 
-use crate::agent::AgentSource;
-use crate::cache::{RefreshingCache, TaskWatch};
+use crate::cache::refreshing::RefreshingCache;
+use crate::cache::schedule::RefreshPolicy;
+use crate::cache::sdk_identity::SdkIdentityCache;
+use crate::cache::task::TaskWatch;
 use crate::config::{self, vars, ImdsEndpointSetting};
 use crate::context::ProviderContext;
 use crate::error::{ConfigError, RefreshError};
-use crate::imds::{ImdsOptions, ImdsSource};
-use crate::provider::{BuildError, PodIdentityProviderBuilder};
-use crate::retry::RetryPolicy;
-use crate::schedule::RefreshPolicy;
+use crate::provider::PodIdentityProviderBuilder;
+use crate::source::agent::{AgentSource, BuildError};
+use crate::source::imds::{ImdsOptions, ImdsSource};
+use crate::source::retry::RetryPolicy;
 use crate::source::{CredentialSource, Fetched};
 use crate::status::Status;
 use aws_credential_types::provider::{self, ProvideCredentials};
@@ -64,7 +66,7 @@ pub enum ChainError {
 
 /// The source the chain selected.
 #[derive(Debug)]
-pub enum ChainSource {
+pub(crate) enum ChainSource {
     /// The Pod Identity Agent.
     PodIdentity(AgentSource),
     /// IMDS (the node's or instance's role).
@@ -133,7 +135,7 @@ impl CredentialSource for ChainSource {
 /// those two sources may apply.
 ///
 /// ```no_run
-/// use eks_pod_identity_provider::chain::CredentialChain;
+/// use eks_pod_identity_provider::CredentialChain;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let chain = CredentialChain::builder().build()?;
@@ -192,7 +194,7 @@ impl CredentialChain {
     /// credentials provider it serves directly
     /// ([`SdkIdentityCache::credentials_provider`](crate::SdkIdentityCache::credentials_provider)).
     /// See [`SdkIdentityCache`](crate::SdkIdentityCache) for why and how.
-    pub fn identity_cache(&self) -> crate::SdkIdentityCache {
+    pub fn identity_cache(&self) -> SdkIdentityCache {
         self.cache.identity_cache()
     }
 }
@@ -302,7 +304,7 @@ impl CredentialChainBuilder {
         (
             self.ctx
                 .clone()
-                .unwrap_or_else(|| self.pod_identity.ctx.clone()),
+                .unwrap_or_else(|| self.pod_identity.agent.ctx.clone()),
             self.refresh
                 .clone()
                 .unwrap_or_else(|| self.pod_identity.refresh.clone()),
@@ -323,12 +325,17 @@ impl CredentialChainBuilder {
     /// Selects the source and builds the chain. Nothing is fetched yet.
     pub fn build(self) -> Result<CredentialChain, ChainError> {
         let (ctx, refresh) = self.settings();
-        let pod_identity = self
-            .pod_identity
-            .clone()
-            .context(ctx.clone())
-            .refresh_policy(refresh.clone());
-        let source = match pod_identity.build_source() {
+        let mut agent = self.pod_identity.agent.clone();
+        agent.ctx = ctx.clone();
+        // Checked in the Pod Identity builder's order (retry policy, refresh
+        // policy, then the rest in `AgentSource::from_settings`), so that the
+        // chain names the same first invalid setting.
+        let checked = agent
+            .retry
+            .validate()
+            .and_then(|()| refresh.validate())
+            .map_err(BuildError::from);
+        let source = match checked.and_then(|()| AgentSource::from_settings(&agent)) {
             Ok(agent) => ChainSource::PodIdentity(agent),
             Err(BuildError::Config(e)) => return Err(ChainError::PodIdentity(e)),
             Err(BuildError::NotConfigured) => {
@@ -363,8 +370,8 @@ impl CredentialChainBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
-    use crate::PodIdentityProvider;
+    use crate::context::MapEnv;
+    use crate::provider::PodIdentityProvider;
 
     fn pod_identity_env() -> ProviderContext {
         ProviderContext::new().with_env(MapEnv::from_iter([

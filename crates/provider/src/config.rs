@@ -6,11 +6,15 @@
 //! every rule here is unit-tested as a table.
 
 use crate::error::ConfigError;
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use url::{Host, Url};
+
+// The environment seam lives with the other seams in `context`; its names
+// stay reachable here because every function of this module reads through it.
+#[doc(no_inline)]
+pub use crate::context::{Env, MapEnv, ProcessEnv};
 
 /// Names of the environment variables the provider reads.
 pub mod vars {
@@ -39,64 +43,6 @@ pub const ECS_HOST: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 2);
 pub const POD_IDENTITY_AGENT_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 23);
 /// The EKS Pod Identity Agent's IPv6 address (`fd00:ec2::23`).
 pub const POD_IDENTITY_AGENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23);
-
-/// Read access to environment variables.
-pub trait Env: Send + Sync + fmt::Debug + 'static {
-    /// The value of `key`, if set.
-    fn get(&self, key: &str) -> Option<String>;
-
-    /// The value of `key` if set and not empty (the SDKs treat an empty
-    /// variable as unset).
-    fn non_empty(&self, key: &str) -> Option<String> {
-        self.get(key).filter(|v| !v.trim().is_empty())
-    }
-}
-
-/// The process environment (the default).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok()
-    }
-}
-
-/// A fixed set of variables, for tests and embedding.
-///
-/// ```
-/// use eks_pod_identity_provider::config::{Env, MapEnv};
-/// let env = MapEnv::from_iter([("A", "1")]);
-/// assert_eq!(env.get("A").as_deref(), Some("1"));
-/// ```
-#[derive(Clone, Default)]
-pub struct MapEnv(HashMap<String, String>);
-
-/// Shows variable names only: values may be secrets
-/// (`AWS_CONTAINER_AUTHORIZATION_TOKEN`, static keys...).
-impl fmt::Debug for MapEnv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut keys: Vec<&String> = self.0.keys().collect();
-        keys.sort();
-        f.debug_tuple("MapEnv").field(&keys).finish()
-    }
-}
-
-impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for MapEnv {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
-    }
-}
-
-impl Env for MapEnv {
-    fn get(&self, key: &str) -> Option<String> {
-        self.0.get(key).cloned()
-    }
-}
 
 /// A validated credentials endpoint.
 #[derive(Clone, PartialEq, Eq)]
@@ -396,7 +342,7 @@ mod tests {
         );
         assert_eq!(
             crate::error::Classify::kind(&err),
-            crate::ErrorKind::RefusedHost
+            crate::error::ErrorKind::RefusedHost
         );
     }
 

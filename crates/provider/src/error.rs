@@ -3,6 +3,7 @@
 //! Every message says what failed and what to do about it. None of them
 //! carries a secret: tokens and keys are never formatted into an error.
 
+use aws_credential_types::provider::error::CredentialsError;
 use std::error::Error as StdError;
 use std::fmt;
 use std::path::PathBuf;
@@ -419,7 +420,7 @@ pub struct RefreshError {
 }
 
 impl RefreshError {
-    /// Wraps a source's typed error (custom [`CredentialSource`](crate::source::CredentialSource)s use this).
+    /// Wraps a source's typed error (custom [`CredentialSource`](crate::CredentialSource)s use this).
     pub fn new<E>(source_name: &'static str, error: E) -> Self
     where
         E: StdError + Classify + Send + Sync + 'static,
@@ -459,6 +460,21 @@ impl StdError for RefreshError {
     }
 }
 
+/// The SDK's error for a failed refresh, keeping the refresh error as its
+/// source: not configured → `not_loaded`, a configuration the provider
+/// refuses → `invalid_configuration`, anything else → `provider_error`.
+impl From<RefreshError> for CredentialsError {
+    fn from(err: RefreshError) -> Self {
+        match err.kind() {
+            ErrorKind::NotConfigured => CredentialsError::not_loaded(err),
+            ErrorKind::InvalidConfiguration
+            | ErrorKind::RefusedHost
+            | ErrorKind::FallbackDenied => CredentialsError::invalid_configuration(err),
+            _ => CredentialsError::provider_error(err),
+        }
+    }
+}
+
 /// Credentials arrived that cannot be used because they expire too soon.
 #[derive(Debug, thiserror::Error)]
 #[error("received credentials expiring at {expiration} ({remaining}), inside the {window:?} mandatory refresh window; treating the fetch as failed")]
@@ -479,7 +495,7 @@ impl ExpiresTooSoon {
             Err(e) => format!("already expired {}s ago", e.duration().as_secs()),
         };
         Self {
-            expiration: crate::rfc3339::format(expiration),
+            expiration: crate::support::rfc3339::format(expiration),
             remaining,
             window,
         }

@@ -2,47 +2,54 @@
 //!
 //! [`PodIdentityProvider`] implements the AWS SDK's
 //! [`ProvideCredentials`](aws_credential_types::provider::ProvideCredentials)
-//! on top of a [`RefreshingCache`](cache::RefreshingCache): lock-free reads,
-//! proactive jittered background refresh, one shared fetch for all waiters,
-//! and cached credentials served through agent faults until they expire.
+//! on top of a [`RefreshingCache`]: lock-free reads, proactive jittered
+//! background refresh, one shared fetch for all waiters, and cached
+//! credentials served through agent faults until they expire.
+//! [`CredentialChain`] adds IMDSv2 where it is safe, and
+//! [`SdkIdentityCache`] puts the cache in front of an SDK client.
 //!
-//! Modules are split by concept: [`config`] (environment → settings, pure),
-//! [`token`], [`document`] and [`rfc3339`] (parsing), `agent` (the HTTP
-//! client), [`cache`] and [`schedule`] (refresh), [`identity_cache`] (the cache
-//! offered to the SDK as its identity cache), [`time`] and [`context`]
-//! (injection points for tests).
+//! The public modules are [`config`] (environment → settings, pure),
+//! [`context`] (the injectable seams: env, files, DNS, clock, randomness),
+//! [`protocol`] (the wire facts of the agent and IMDS) and [`docs`]
+//! (design, guarantees, limitations); with the `test-util` feature,
+//! `test_util` holds test doubles of the seams. Everything else is
+//! re-exported here.
+//!
+//! Inside, the flow runs one way: `config` → `source` (the agent and IMDS
+//! clients behind the [`CredentialSource`] trait) → `cache` (the refreshing
+//! cache over any source) → `chain` / `provider`, with `context`, `error`,
+//! `status` and `support` (HTTP, time, RFC 3339) underneath.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod agent;
-pub mod cache;
-pub mod chain;
 pub mod config;
 pub mod context;
-pub mod document;
-mod error;
-mod http;
-pub mod identity_cache;
-pub mod imds;
+pub mod docs;
 pub mod protocol;
-mod provider;
-pub mod retry;
-pub mod rfc3339;
-pub mod schedule;
-pub mod source;
-mod status;
-pub mod time;
-pub mod token;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util;
 
+mod cache;
+mod chain;
+mod error;
+mod provider;
+mod source;
+mod status;
+mod support;
+
+pub use cache::refreshing::RefreshingCache;
+pub use cache::schedule::RefreshPolicy;
+pub use cache::sdk_identity::SdkIdentityCache;
+pub use cache::task::TaskWatch;
 pub use chain::{ChainError, CredentialChain, CredentialChainBuilder, FallbackPolicy};
-pub use config::{Env, MapEnv, ProcessEnv};
-pub use context::ProviderContext;
+pub use context::{Env, MapEnv, ProcessEnv, ProviderContext};
 pub use error::{
     AgentError, Classify, ConfigError, ErrorKind, ExpiresTooSoon, FetchAborted, ImdsError,
     ParseError, RefreshError, TokenError, TokenOrigin,
 };
-pub use http::{HostResolver, SystemResolver, MAX_BODY_BYTES};
-pub use identity_cache::SdkIdentityCache;
-pub use provider::{BuildError, PodIdentityProvider, PodIdentityProviderBuilder};
-pub use retry::RetryPolicy;
-pub use schedule::RefreshPolicy;
+pub use provider::{PodIdentityProvider, PodIdentityProviderBuilder};
+pub use source::agent::{AgentSource, BuildError, Timeouts};
+pub use source::imds::{ImdsOptions, ImdsSource};
+pub use source::retry::RetryPolicy;
+pub use source::{CredentialSource, Fetched, DEFAULT_FETCH_TIMEOUT};
 pub use status::Status;

@@ -17,8 +17,8 @@ pub use crate::config::{
     ECS_HOST, IMDS_IPV4 as IMDS_ENDPOINT_V4, IMDS_IPV6 as IMDS_ENDPOINT_V6, POD_IDENTITY_AGENT_V4,
     POD_IDENTITY_AGENT_V6,
 };
-pub use crate::http::MAX_BODY_BYTES;
-pub use crate::imds::{
+pub use crate::source::imds::{
     IMDS_ROLE_PATH, IMDS_TOKEN_HEADER, IMDS_TOKEN_PATH, IMDS_TOKEN_TTL_HEADER, IMDS_TOKEN_TTL_SECS,
 };
-pub use crate::token::MAX_TOKEN_BYTES;
+pub use crate::source::token::MAX_TOKEN_BYTES;
+pub use crate::support::http::MAX_BODY_BYTES;

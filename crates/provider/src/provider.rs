@@ -1,30 +1,19 @@
 //! [`PodIdentityProvider`]: the Pod Identity Agent behind the refreshing cache.
 
-use crate::agent::{AgentSource, Timeouts};
-use crate::cache::{RefreshingCache, TaskWatch};
-use crate::config::{self, vars, AgentEndpoint, Secret, TokenSource};
+use crate::cache::refreshing::RefreshingCache;
+use crate::cache::schedule::RefreshPolicy;
+use crate::cache::sdk_identity::SdkIdentityCache;
+use crate::cache::task::TaskWatch;
+use crate::config::{AgentEndpoint, Secret, TokenSource};
 use crate::context::ProviderContext;
-use crate::error::{ConfigError, ErrorKind, RefreshError};
-use crate::identity_cache::SdkIdentityCache;
-use crate::retry::RetryPolicy;
-use crate::schedule::RefreshPolicy;
+use crate::error::RefreshError;
+use crate::source::agent::{AgentSettings, AgentSource, BuildError, Timeouts};
+use crate::source::retry::RetryPolicy;
 use crate::status::Status;
-use aws_credential_types::provider::{self, error::CredentialsError, ProvideCredentials};
+use aws_credential_types::provider::{self, ProvideCredentials};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Why a provider could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// Neither the environment nor the builder names an endpoint.
-    #[error("EKS Pod Identity is not configured: neither {full} nor {relative} is set (EKS sets them in pods whose service account has a pod identity association; check the association and that the pod was created after it)", full = vars::FULL_URI, relative = vars::RELATIVE_URI)]
-    NotConfigured,
-    /// The configuration is present but invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-}
 
 /// Credentials from the EKS Pod Identity Agent, refreshed in the background.
 ///
@@ -43,7 +32,7 @@ pub enum BuildError {
 /// clone is dropped. Fetches need a tokio runtime (any flavour, any number
 /// of them over the provider's life; the background refresh moves to the
 /// next caller's runtime when its own shuts down); outside one, calls fail
-/// with [`ErrorKind::NoRuntime`] unless valid credentials are cached.
+/// with [`ErrorKind::NoRuntime`](crate::ErrorKind::NoRuntime) unless valid credentials are cached.
 ///
 /// ```no_run
 /// use eks_pod_identity_provider::PodIdentityProvider;
@@ -132,17 +121,6 @@ impl PodIdentityProvider {
     }
 }
 
-/// Converts a refresh error into the SDK's error, keeping it as the source.
-pub(crate) fn to_credentials_error(err: RefreshError) -> CredentialsError {
-    match err.kind() {
-        ErrorKind::NotConfigured => CredentialsError::not_loaded(err),
-        ErrorKind::InvalidConfiguration | ErrorKind::RefusedHost | ErrorKind::FallbackDenied => {
-            CredentialsError::invalid_configuration(err)
-        }
-        _ => CredentialsError::provider_error(err),
-    }
-}
-
 impl ProvideCredentials for PodIdentityProvider {
     #[inline]
     fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
@@ -157,45 +135,43 @@ impl ProvideCredentials for PodIdentityProvider {
 /// environment and the values documented on each method.
 #[derive(Debug, Default, Clone)]
 pub struct PodIdentityProviderBuilder {
-    pub(crate) endpoint: Option<String>,
-    pub(crate) token: Option<TokenSource>,
-    pub(crate) ctx: ProviderContext,
-    pub(crate) retry: RetryPolicy,
+    /// Endpoint, token, context, retry policy and timeouts: what the agent
+    /// source is built from (the chain builds its own from the same).
+    pub(crate) agent: AgentSettings,
     pub(crate) refresh: RefreshPolicy,
-    pub(crate) timeouts: Timeouts,
 }
 
 impl PodIdentityProviderBuilder {
     /// Overrides the endpoint (default: `AWS_CONTAINER_CREDENTIALS_FULL_URI`
     /// / `_RELATIVE_URI`). Validated like the environment variable.
     pub fn endpoint(mut self, uri: impl Into<String>) -> Self {
-        self.endpoint = Some(uri.into());
+        self.agent.endpoint = Some(uri.into());
         self
     }
 
     /// Reads the token from this file on every fetch (default:
     /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`).
     pub fn token_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.token = Some(TokenSource::File(path.into()));
+        self.agent.token = Some(TokenSource::File(path.into()));
         self
     }
 
     /// Uses a fixed token (default: `AWS_CONTAINER_AUTHORIZATION_TOKEN`, only
     /// when no token file is set).
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(TokenSource::Value(Secret::new(token)));
+        self.agent.token = Some(TokenSource::Value(Secret::new(token)));
         self
     }
 
     /// Replaces env, filesystem, clock, randomness and DNS (tests, embedding).
     pub fn context(mut self, ctx: ProviderContext) -> Self {
-        self.ctx = ctx;
+        self.agent.ctx = ctx;
         self
     }
 
     /// Per-fetch retries (default: 3 attempts, full-jitter backoff 100 ms–1 s).
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.agent.retry = retry;
         self
     }
 
@@ -207,66 +183,30 @@ impl PodIdentityProviderBuilder {
 
     /// Connect timeout (default 1 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.connect = timeout;
+        self.agent.timeouts.connect = timeout;
         self
     }
 
     /// Per-attempt deadline (default 5 s).
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.attempt = timeout;
+        self.agent.timeouts.attempt = timeout;
         self
     }
 
     /// Deadline of a whole fetch, all attempts included (default 12 s).
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.fetch = timeout;
+        self.agent.timeouts.fetch = timeout;
         self
     }
 
     /// All three timeouts at once (see [`Timeouts`]).
     pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.timeouts = timeouts;
+        self.agent.timeouts = timeouts;
         self
     }
 
-    /// Checks the retry policy, refresh policy and timeouts; the error names
-    /// the offending field.
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        self.retry.validate()?;
-        self.refresh.validate()?;
-        self.timeouts.validate()
-    }
-
-    /// Resolves endpoint and token: builder values first, then environment.
-    pub(crate) fn resolve(&self) -> Result<(AgentEndpoint, Option<TokenSource>), BuildError> {
-        let env = self.ctx.env();
-        let (endpoint, env_token) = match &self.endpoint {
-            Some(uri) => (
-                config::validate_uri("endpoint", uri)?,
-                config::token_from_env(env),
-            ),
-            None => match config::container_credentials_from_env(env)? {
-                Some(found) => (found.endpoint, found.token),
-                None => return Err(BuildError::NotConfigured),
-            },
-        };
-        Ok((endpoint, self.token.clone().or(env_token)))
-    }
-
-    pub(crate) fn build_source(&self) -> Result<AgentSource, BuildError> {
-        self.validate()?;
-        let (endpoint, token) = self.resolve()?;
-        Ok(AgentSource::new(
-            endpoint,
-            token,
-            self.ctx.clone(),
-            self.retry.clone(),
-            self.timeouts.clone(),
-        )?)
-    }
-
     /// Builds the provider. Fails when a setting is out of range
-    /// ([`ConfigError::InvalidSetting`] names it), Pod Identity is not
+    /// ([`ConfigError::InvalidSetting`](crate::ConfigError::InvalidSetting) names it), Pod Identity is not
     /// configured or the endpoint is refused; nothing is fetched yet.
     ///
     /// # Errors
@@ -275,14 +215,14 @@ impl PodIdentityProviderBuilder {
     /// [`BuildError::Config`] for an invalid endpoint, token source or
     /// setting.
     pub fn build(self) -> Result<PodIdentityProvider, BuildError> {
-        let source = self.build_source()?;
+        // Checked in this order so that the error names the first invalid
+        // setting: retry policy, refresh policy, timeouts, then endpoint.
+        self.agent.retry.validate()?;
+        self.refresh.validate()?;
+        let source = AgentSource::from_settings(&self.agent)?;
+        let ctx = &self.agent.ctx;
         Ok(PodIdentityProvider {
-            cache: RefreshingCache::new(
-                source,
-                self.refresh,
-                self.ctx.clock.clone(),
-                self.ctx.rng.clone(),
-            ),
+            cache: RefreshingCache::new(source, self.refresh, ctx.clock.clone(), ctx.rng.clone()),
         })
     }
 }

@@ -26,8 +26,9 @@ pub struct Status {
     pub failures: u64,
     /// Calls that had to wait for a fetch (cold cache or mandatory window).
     pub waits: u64,
-    /// Calls answered from the cache after a refresh failed (static stability).
-    pub served_stale_after_failure: u64,
+    /// Calls answered with cached (still valid) credentials after a refresh
+    /// failed or could not run (static stability).
+    pub served_cached_after_failure: u64,
     /// The kind of the last failure, if any.
     pub last_error_kind: Option<ErrorKind>,
 }

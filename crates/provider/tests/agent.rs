@@ -6,9 +6,9 @@ mod common;
 use aws_credential_types::provider::ProvideCredentials;
 use common::{SECRET, SESSION};
 use eks_pod_identity_provider::config::MapEnv;
+use eks_pod_identity_provider::context::HostResolver;
 use eks_pod_identity_provider::{
-    AgentError, BuildError, ErrorKind, HostResolver, PodIdentityProvider, ProviderContext,
-    RetryPolicy,
+    AgentError, BuildError, ErrorKind, PodIdentityProvider, ProviderContext, RetryPolicy,
 };
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
@@ -28,7 +28,7 @@ fn body(valid_for: Duration) -> serde_json::Value {
         "SecretAccessKey": SECRET,
         "Token": SESSION,
         "AccountId": "123456789012",
-        "Expiration": eks_pod_identity_provider::rfc3339::format(exp),
+        "Expiration": eks_pod_identity_provider::test_util::parsers::rfc3339::format(exp),
     })
 }
 
@@ -155,7 +155,7 @@ impl ManualClock {
     }
 }
 
-impl eks_pod_identity_provider::time::Clock for ManualClock {
+impl eks_pod_identity_provider::context::Clock for ManualClock {
     fn now(&self) -> SystemTime {
         *self.0.lock().unwrap()
     }

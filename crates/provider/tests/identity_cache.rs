@@ -20,7 +20,7 @@ use aws_smithy_runtime_api::client::runtime_components::{
 };
 use aws_smithy_types::config_bag::ConfigBag;
 use common::{cache, epoch, ScriptedSource, Step, HOUR};
-use eks_pod_identity_provider::time::{Clock, TokioClock};
+use eks_pod_identity_provider::context::{Clock, TokioClock};
 use eks_pod_identity_provider::{ErrorKind, RefreshPolicy, SdkIdentityCache};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

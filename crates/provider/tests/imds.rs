@@ -4,12 +4,12 @@ mod common;
 
 use common::{SECRET, SESSION};
 use eks_pod_identity_provider::config::MapEnv;
-use eks_pod_identity_provider::imds::{ImdsOptions, ImdsSource};
-use eks_pod_identity_provider::source::CredentialSource;
-use eks_pod_identity_provider::time::Clock;
+use eks_pod_identity_provider::context::Clock;
+use eks_pod_identity_provider::CredentialSource;
 use eks_pod_identity_provider::{
     ChainError, CredentialChain, ErrorKind, FallbackPolicy, ImdsError, ProviderContext, RetryPolicy,
 };
+use eks_pod_identity_provider::{ImdsOptions, ImdsSource};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use wiremock::matchers::{header, method, path};
@@ -48,7 +48,7 @@ fn creds_json(code: &str, valid_for: i64) -> serde_json::Value {
         "AccessKeyId": "ASIANODEROLE",
         "SecretAccessKey": SECRET,
         "Token": SESSION,
-        "Expiration": eks_pod_identity_provider::rfc3339::format(exp),
+        "Expiration": eks_pod_identity_provider::test_util::parsers::rfc3339::format(exp),
     })
 }
 

@@ -13,9 +13,9 @@
 mod common;
 
 use common::{ScriptedSource, Step};
-use eks_pod_identity_provider::cache::RefreshingCache;
 use eks_pod_identity_provider::config::MapEnv;
-use eks_pod_identity_provider::time::{RandomSource, TokioClock};
+use eks_pod_identity_provider::context::{RandomSource, TokioClock};
+use eks_pod_identity_provider::RefreshingCache;
 use eks_pod_identity_provider::{PodIdentityProvider, ProviderContext, RefreshPolicy};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -190,7 +190,7 @@ async fn thousand_callers_two_workers_real_time_http_agent() {
                 "SecretAccessKey": common::SECRET,
                 "Token": common::SESSION,
                 "AccountId": "123456789012",
-                "Expiration": eks_pod_identity_provider::rfc3339::format(SystemTime::now() + Duration::from_secs(2)),
+                "Expiration": eks_pod_identity_provider::test_util::parsers::rfc3339::format(SystemTime::now() + Duration::from_secs(2)),
             }))
         })
         .mount(&server)

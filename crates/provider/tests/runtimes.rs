@@ -6,9 +6,9 @@
 //! a runtime has to wait, so nothing sleeps.
 
 use aws_credential_types::Credentials;
-use eks_pod_identity_provider::cache::RefreshingCache;
-use eks_pod_identity_provider::source::{CredentialSource, Fetched};
-use eks_pod_identity_provider::time::{Clock, RandomSource};
+use eks_pod_identity_provider::context::{Clock, RandomSource};
+use eks_pod_identity_provider::RefreshingCache;
+use eks_pod_identity_provider::{CredentialSource, Fetched};
 use eks_pod_identity_provider::{ErrorKind, FetchAborted, RefreshError, RefreshPolicy};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

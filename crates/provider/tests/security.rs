@@ -12,12 +12,12 @@ mod matrix;
 mod peer;
 
 use eks_pod_identity_provider::config::{container_credentials_from_env, vars, MapEnv};
-use eks_pod_identity_provider::imds::{ImdsOptions, ImdsSource};
-use eks_pod_identity_provider::source::CredentialSource;
+use eks_pod_identity_provider::CredentialSource;
 use eks_pod_identity_provider::{
     AgentError, CredentialChain, ErrorKind, FallbackPolicy, PodIdentityProvider, ProviderContext,
     RetryPolicy,
 };
+use eks_pod_identity_provider::{ImdsOptions, ImdsSource};
 use matrix::{MapResolver, SECRET, SECRETS, SESSION, TOKEN_A};
 use peer::{Peer, Reply};
 use std::io::Write;
@@ -61,7 +61,9 @@ fn assert_clean(what: &str, texts: &[String]) {
 fn agent_doc(valid_for: Duration) -> String {
     matrix::agent_doc(
         1,
-        &eks_pod_identity_provider::rfc3339::format(SystemTime::now() + valid_for),
+        &eks_pod_identity_provider::test_util::parsers::rfc3339::format(
+            SystemTime::now() + valid_for,
+        ),
     )
 }
 

@@ -7,10 +7,10 @@
 //! allocator (this binary only).
 
 use aws_credential_types::Credentials;
-use eks_pod_identity_provider::cache::RefreshingCache;
-use eks_pod_identity_provider::source::{CredentialSource, Fetched};
-use eks_pod_identity_provider::time::{Clock, FastRandom, TokioClock};
+use eks_pod_identity_provider::context::{Clock, FastRandom, TokioClock};
+use eks_pod_identity_provider::RefreshingCache;
 use eks_pod_identity_provider::{Classify, ErrorKind, RefreshError, RefreshPolicy};
+use eks_pod_identity_provider::{CredentialSource, Fetched};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use std::alloc::System;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -345,7 +345,7 @@ async fn thirty_simulated_days() {
         status.successes,
         outages.len(),
         status.waits,
-        status.served_stale_after_failure,
+        status.served_cached_after_failure,
         wall.elapsed().as_secs_f64()
     );
     assert!(outages.iter().any(|o| o.what == "30-minute outage"

@@ -21,14 +21,14 @@
 
 use crate::peer::{Peer, Reply, Req};
 use aws_credential_types::Credentials;
-use eks_pod_identity_provider::cache::RefreshingCache;
 use eks_pod_identity_provider::config::{vars, MapEnv};
-use eks_pod_identity_provider::imds::{ImdsOptions, ImdsSource};
-use eks_pod_identity_provider::time::{Clock, RandomSource};
+use eks_pod_identity_provider::context::{Clock, HostResolver, RandomSource};
+use eks_pod_identity_provider::RefreshingCache;
 use eks_pod_identity_provider::{
-    AgentError, BuildError, Classify, ErrorKind, HostResolver, ImdsError, PodIdentityProvider,
-    ProviderContext, RefreshError, RefreshPolicy, RetryPolicy, Status,
+    AgentError, BuildError, Classify, ErrorKind, ImdsError, PodIdentityProvider, ProviderContext,
+    RefreshError, RefreshPolicy, RetryPolicy, Status,
 };
+use eks_pod_identity_provider::{ImdsOptions, ImdsSource};
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -133,7 +133,7 @@ pub fn agent_doc(n: usize, expiration: &str) -> String {
 }
 
 fn fmt(t: SystemTime) -> String {
-    eks_pod_identity_provider::rfc3339::format(t)
+    eks_pod_identity_provider::test_util::parsers::rfc3339::format(t)
 }
 
 /// `t` in RFC 3339 with the given UTC offset in minutes (independent of
@@ -1574,7 +1574,7 @@ async fn run_runtime(
                 status.failures >= 1 && status.consecutive_failures >= 1,
                 "{status:?}"
             );
-            check!(status.served_stale_after_failure >= 1, "{status:?}");
+            check!(status.served_cached_after_failure >= 1, "{status:?}");
             check!(status.expiration == Some(exp), "{status:?}");
 
             // 3. Past expiry: never the expired credentials.

@@ -2,10 +2,10 @@
 #![allow(dead_code)]
 
 use aws_credential_types::Credentials;
-use eks_pod_identity_provider::cache::RefreshingCache;
-use eks_pod_identity_provider::source::{CredentialSource, Fetched};
-use eks_pod_identity_provider::time::{Clock, FastRandom, TokioClock};
+use eks_pod_identity_provider::context::{Clock, FastRandom, TokioClock};
+use eks_pod_identity_provider::RefreshingCache;
 use eks_pod_identity_provider::{Classify, ErrorKind, RefreshError, RefreshPolicy};
+use eks_pod_identity_provider::{CredentialSource, Fetched};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

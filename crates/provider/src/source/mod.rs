@@ -1,7 +1,16 @@
-//! The one trait every credential source implements.
+//! Where credentials come from: the one trait every source implements, and
+//! the two sources, the Pod Identity Agent ([`agent`]) and IMDSv2
+//! ([`imds`]), with what they share: the credentials document, the
+//! authorization token and the per-fetch retry policy.
 
+pub(crate) mod agent;
+pub(crate) mod document;
+pub(crate) mod imds;
+pub(crate) mod retry;
+pub(crate) mod token;
+
+use self::retry::RetryPolicy;
 use crate::error::RefreshError;
-use crate::retry::RetryPolicy;
 use aws_credential_types::Credentials;
 use std::fmt::Debug;
 use std::future::Future;
@@ -20,7 +29,7 @@ pub struct Fetched {
 }
 
 /// A place credentials come from: the Pod Identity Agent, IMDS, or a test
-/// double. The [`cache`](crate::cache) is generic over it, so every source
+/// double. The [`RefreshingCache`](crate::RefreshingCache) is generic over it, so every source
 /// gets proactive refresh, single-flight and static stability for free.
 ///
 /// A source performs one complete fetch per call, including its own

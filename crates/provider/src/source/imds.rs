@@ -1,17 +1,17 @@
 //! The IMDSv2 client: session token, role discovery, credentials.
 //!
-//! Used only where the [chain](crate::chain)'s fallback policy allows it:
+//! Used only where the [chain](crate::CredentialChain)'s fallback policy allows it:
 //! inside a Kubernetes pod, IMDS credentials are the *node's* role.
 
+use super::document::{self, Dialect};
+use super::retry::RetryPolicy;
+use super::{CredentialSource, Fetched};
 use crate::config::Secret;
 use crate::context::ProviderContext;
-use crate::document::{self, Flavor};
 use crate::error::{Classify, ConfigError, ImdsError, RefreshError};
-use crate::http::{self, BodyError, ClientSettings, MAX_BODY_BYTES};
-use crate::retry::RetryPolicy;
-use crate::rfc3339;
-use crate::source::{CredentialSource, Fetched};
-use crate::time::uniform;
+use crate::support::http::{self, BodyError, ClientSettings, MAX_BODY_BYTES};
+use crate::support::rfc3339;
+use crate::support::time::uniform;
 use reqwest::Method;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -37,7 +37,7 @@ const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(120);
 /// IMDS client settings.
 ///
 /// ```
-/// use eks_pod_identity_provider::imds::ImdsOptions;
+/// use eks_pod_identity_provider::ImdsOptions;
 /// use std::time::Duration;
 /// let options = ImdsOptions::default().with_fetch_timeout(Duration::from_secs(5));
 /// assert!(options.validate().is_ok());
@@ -498,7 +498,7 @@ impl ImdsSource {
         let (status, body) = self.get(&path).await?;
         self.expect_ok(status, &path)?;
         let doc =
-            document::parse(&body, Flavor::Imds).map_err(|source| ImdsError::InvalidResponse {
+            document::parse(&body, Dialect::Imds).map_err(|source| ImdsError::InvalidResponse {
                 endpoint: self.endpoint_str(),
                 role: role.clone(),
                 source,

@@ -1,7 +1,8 @@
 //! Per-fetch retry policy: exponential backoff with full jitter.
 
+use crate::context::RandomSource;
 use crate::error::ConfigError;
-use crate::time::{uniform, RandomSource};
+use crate::support::time::uniform;
 use std::time::Duration;
 
 /// How one fetch retries transient failures (5xx, 429, connect errors,
@@ -115,7 +116,7 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::FastRandom;
+    use crate::context::FastRandom;
 
     #[test]
     fn backoff_is_full_jitter_under_an_exponential_ceiling() {

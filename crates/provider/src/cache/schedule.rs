@@ -7,8 +7,9 @@
 //!                                 drawn uniformly (jitter)   only here (M)
 //! ```
 
+use crate::context::RandomSource;
 use crate::error::ConfigError;
-use crate::time::{uniform, RandomSource};
+use crate::support::time::uniform;
 use std::time::{Duration, SystemTime};
 
 /// Tunables of the refreshing cache.
@@ -65,8 +66,8 @@ impl Default for RefreshPolicy {
 }
 
 /// The largest allowed [`RefreshPolicy::mandatory_window`]: half the
-/// smallest advisory window of the table in [`advisory_window`].
-pub const MAX_MANDATORY_WINDOW: Duration = Duration::from_secs(150);
+/// smallest advisory window of the table in [`advisory_window`] (150 s).
+pub(crate) const MAX_MANDATORY_WINDOW: Duration = Duration::from_secs(150);
 
 impl RefreshPolicy {
     /// Sets [`mandatory_window`](Self::mandatory_window).
@@ -145,7 +146,7 @@ const MIN: Duration = Duration::from_secs(60);
 /// The advisory window `A` for credentials of lifetime `lifetime`:
 /// ≤ 20 min → 5 min, < 90 min → 15 min, else 60 min; never more than half
 /// the lifetime.
-pub fn advisory_window(lifetime: Duration) -> Duration {
+pub(crate) fn advisory_window(lifetime: Duration) -> Duration {
     let a = if lifetime <= 20 * MIN {
         5 * MIN
     } else if lifetime < 90 * MIN {
@@ -157,6 +158,14 @@ pub fn advisory_window(lifetime: Duration) -> Duration {
 }
 
 impl RefreshPolicy {
+    /// The advisory window `A` for credentials of lifetime `lifetime` (the
+    /// same for every policy): ≤ 20 min → 5 min, < 90 min → 15 min, else
+    /// 60 min; never more than half the lifetime. The background refresh
+    /// lands inside it.
+    pub fn advisory_window_for(&self, lifetime: Duration) -> Duration {
+        advisory_window(lifetime)
+    }
+
     /// The mandatory window for credentials of lifetime `lifetime`.
     pub fn mandatory_window_for(&self, lifetime: Duration) -> Duration {
         self.mandatory_window.min(lifetime / 4)
@@ -223,7 +232,7 @@ impl RefreshPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::FastRandom;
+    use crate::context::FastRandom;
 
     #[test]
     fn advisory_window_table() {

@@ -1,16 +1,17 @@
 //! The HTTP client of the EKS Pod Identity Agent (and the ECS endpoint,
 //! which speaks the same protocol).
 
-use crate::config::{AgentEndpoint, TokenSource};
+use super::document::{self, CredentialsDocument};
+use super::retry::RetryPolicy;
+use super::token;
+use super::{CredentialSource, Fetched};
+use crate::config::{self, vars, AgentEndpoint, TokenSource};
 use crate::context::ProviderContext;
-use crate::document::{self, CredentialsDocument, Flavor};
 use crate::error::{
     is_token_expired_message, AgentError, Classify, ConfigError, RefreshError, TokenError,
+    TokenOrigin,
 };
-use crate::http::{self, BodyError, ClientSettings, MAX_BODY_BYTES};
-use crate::retry::RetryPolicy;
-use crate::source::{CredentialSource, Fetched};
-use crate::token;
+use crate::support::http::{self, BodyError, ClientSettings, MAX_BODY_BYTES};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use std::fmt;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ pub const PROVIDER_NAME: &str = "EksPodIdentity";
 /// Timeouts of agent requests.
 ///
 /// ```
-/// use eks_pod_identity_provider::agent::Timeouts;
+/// use eks_pod_identity_provider::Timeouts;
 /// use std::time::Duration;
 /// let t = Timeouts::default().with_attempt(Duration::from_secs(3));
 /// assert!(t.validate().is_ok());
@@ -108,6 +109,50 @@ impl Timeouts {
     }
 }
 
+/// Why a Pod Identity provider (or its source) could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Neither the environment nor the builder names an endpoint.
+    #[error("EKS Pod Identity is not configured: neither {full} nor {relative} is set (EKS sets them in pods whose service account has a pod identity association; check the association and that the pod was created after it)", full = vars::FULL_URI, relative = vars::RELATIVE_URI)]
+    NotConfigured,
+    /// The configuration is present but invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// What an [`AgentSource`] is built from: the values a builder was given;
+/// the environment (through `ctx`) fills in the endpoint and token they
+/// leave out. Shared by the provider's builder and the chain's, which both
+/// build their agent source with [`AgentSource::from_settings`].
+#[derive(Debug, Default, Clone)]
+pub(crate) struct AgentSettings {
+    pub(crate) endpoint: Option<String>,
+    pub(crate) token: Option<TokenSource>,
+    pub(crate) ctx: ProviderContext,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) timeouts: Timeouts,
+}
+
+impl AgentSettings {
+    /// Resolves endpoint and token: the settings' values first, then the
+    /// environment.
+    fn resolve(&self) -> Result<(AgentEndpoint, Option<TokenSource>), BuildError> {
+        let env = self.ctx.env();
+        let (endpoint, env_token) = match &self.endpoint {
+            Some(uri) => (
+                config::validate_uri("endpoint", uri)?,
+                config::token_from_env(env),
+            ),
+            None => match config::container_credentials_from_env(env)? {
+                Some(found) => (found.endpoint, found.token),
+                None => return Err(BuildError::NotConfigured),
+            },
+        };
+        Ok((endpoint, self.token.clone().or(env_token)))
+    }
+}
+
 /// Fetches credentials from the Pod Identity Agent.
 pub struct AgentSource {
     endpoint: AgentEndpoint,
@@ -129,7 +174,23 @@ impl fmt::Debug for AgentSource {
 }
 
 impl AgentSource {
-    pub(crate) fn new(
+    /// The agent source the settings describe: checks the retry policy and
+    /// the timeouts (the error names the offending field), then resolves
+    /// endpoint and token. Nothing is fetched.
+    pub(crate) fn from_settings(settings: &AgentSettings) -> Result<Self, BuildError> {
+        settings.retry.validate()?;
+        settings.timeouts.validate()?;
+        let (endpoint, token) = settings.resolve()?;
+        Ok(Self::new(
+            endpoint,
+            token,
+            settings.ctx.clone(),
+            settings.retry.clone(),
+            settings.timeouts.clone(),
+        )?)
+    }
+
+    fn new(
         endpoint: AgentEndpoint,
         token: Option<TokenSource>,
         ctx: ProviderContext,
@@ -176,8 +237,8 @@ impl AgentSource {
             let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
                 TokenError::InvalidCharacters {
                     origin: match source {
-                        TokenSource::File(p) => crate::TokenOrigin::File(p.clone()),
-                        TokenSource::Value(_) => crate::TokenOrigin::Value,
+                        TokenSource::File(p) => TokenOrigin::File(p.clone()),
+                        TokenSource::Value(_) => TokenOrigin::Value,
                     },
                 }
             })?;
@@ -206,11 +267,9 @@ impl AgentSource {
                 after: self.timeouts.attempt,
             })??;
         if status == 200 {
-            document::parse(&body, Flavor::Container).map_err(|source| {
-                AgentError::InvalidResponse {
-                    uri: self.uri(),
-                    source,
-                }
+            document::parse_container(&body).map_err(|source| AgentError::InvalidResponse {
+                uri: self.uri(),
+                source,
             })
         } else {
             Err(AgentError::Status {

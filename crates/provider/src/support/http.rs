@@ -10,8 +10,8 @@
 //! race).
 
 use crate::config::is_allowed_http_ip;
+use crate::context::HostResolver;
 use crate::error::ConfigError;
-use futures_util::future::BoxFuture;
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -32,36 +32,6 @@ pub(crate) fn require_tls_support(uri: &url::Url) -> Result<(), ConfigError> {
 
 /// Response bodies larger than this are refused.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Resolves hostnames; injectable so tests can map names to addresses.
-pub trait HostResolver: Send + Sync + fmt::Debug + 'static {
-    /// All addresses of `host`.
-    fn resolve(&self, host: String) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>>;
-}
-
-/// The system resolver (the default).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemResolver;
-
-impl SystemResolver {
-    /// The process-wide instance every default [`ProviderContext`](crate::ProviderContext)
-    /// shares, so that their providers can share one HTTP client.
-    pub(crate) fn shared() -> Arc<dyn HostResolver> {
-        static SHARED: std::sync::OnceLock<Arc<dyn HostResolver>> = std::sync::OnceLock::new();
-        SHARED.get_or_init(|| Arc::new(SystemResolver)).clone()
-    }
-}
-
-impl HostResolver for SystemResolver {
-    fn resolve(&self, host: String) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>> {
-        Box::pin(async move {
-            Ok(tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .map(|a| a.ip())
-                .collect())
-        })
-    }
-}
 
 /// Raised by [`AllowListResolver`] when a name resolves to a refused address.
 #[derive(Debug)]
@@ -254,6 +224,7 @@ pub(crate) fn root_cause(err: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::SystemResolver;
 
     fn build_https_provider() -> Result<crate::PodIdentityProvider, crate::BuildError> {
         crate::PodIdentityProvider::builder()
@@ -279,10 +250,10 @@ mod tests {
             "{msg}"
         );
         // IMDS over https is refused the same way.
-        let imds = crate::imds::ImdsSource::new(
+        let imds = crate::source::imds::ImdsSource::new(
             url::Url::parse("https://imds.example.com").unwrap(),
             crate::ProviderContext::default(),
-            crate::imds::ImdsOptions::default(),
+            crate::source::imds::ImdsOptions::default(),
         );
         assert!(matches!(imds, Err(ConfigError::TlsNotEnabled { .. })));
         // Plain http (the agent's and IMDS's real addresses) still builds.

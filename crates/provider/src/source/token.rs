@@ -5,37 +5,11 @@
 //! well-known expired-token outage.
 
 use crate::config::{Secret, TokenSource};
+use crate::context::FileSystem;
 use crate::error::{TokenError, TokenOrigin};
-use std::fmt::Debug;
-use std::io::Read;
-use std::path::Path;
 
 /// Tokens larger than this are refused (a projected JWT is ~1 KiB).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
-
-/// Read access to files, injectable for tests.
-///
-/// Reads are synchronous: the token is a small file on a tmpfs volume, and
-/// reading it costs less than handing it to a blocking thread.
-pub trait FileSystem: Send + Sync + Debug + 'static {
-    /// Reads at most `cap + 1` bytes of `path` (one more than the cap, so the
-    /// caller can tell an over-sized file).
-    fn read_capped(&self, path: &Path, cap: usize) -> std::io::Result<Vec<u8>>;
-}
-
-/// The real filesystem (the default).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RealFileSystem;
-
-impl FileSystem for RealFileSystem {
-    fn read_capped(&self, path: &Path, cap: usize) -> std::io::Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(2048);
-        std::fs::File::open(path)?
-            .take(cap as u64 + 1)
-            .read_to_end(&mut buf)?;
-        Ok(buf)
-    }
-}
 
 /// Loads the current token from its source.
 pub(crate) fn load(source: &TokenSource, fs: &dyn FileSystem) -> Result<Secret, TokenError> {
@@ -58,10 +32,12 @@ pub(crate) fn load(source: &TokenSource, fs: &dyn FileSystem) -> Result<Secret, 
 /// newline trimmed, no other CR/LF or control characters, not empty.
 ///
 /// ```
-/// use eks_pod_identity_provider::token::validate;
+/// # #[cfg(feature = "test-util")] {
+/// use eks_pod_identity_provider::test_util::parsers::validate_token as validate;
 /// use eks_pod_identity_provider::TokenOrigin;
 /// assert_eq!(validate(TokenOrigin::Value, b"abc\n").unwrap().expose(), "abc");
 /// assert!(validate(TokenOrigin::Value, b"abc\r\nX-Injected: 1").is_err());
+/// # }
 /// ```
 pub fn validate(origin: TokenOrigin, bytes: &[u8]) -> Result<Secret, TokenError> {
     if bytes.len() > MAX_TOKEN_BYTES {
@@ -91,6 +67,7 @@ pub fn validate(origin: TokenOrigin, bytes: &[u8]) -> Result<Secret, TokenError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::RealFileSystem;
 
     fn v(bytes: &[u8]) -> Result<String, String> {
         validate(TokenOrigin::Value, bytes)

@@ -1,48 +1,10 @@
-//! This crate's cache offered to the SDK as its identity cache.
-//!
-//! An SDK client does not call a credentials provider per request: it asks
-//! its *identity cache* ([`ResolveCachedIdentity`]), which by default is the
-//! SDK's lazy cache. In front of a [`PodIdentityProvider`] that cache costs
-//! more than everything it fronts and adds behaviour we took care to avoid
-//! (see BENCHMARKS.md, `hot_path` and `failing_agent`):
-//!
-//! * every request takes its async `RwLock` and arms a timeout timer, about
-//!   3 µs on the benchmark VM against a few hundred ns for our own read;
-//! * when credentials are missing it lets one caller at a time through and
-//!   each one starts its own fetch, so a failing agent sees one full fetch
-//!   (3 attempts) per waiting request, serially, instead of one shared fetch.
-//!
-//! [`SdkIdentityCache`] serves instead the `Identity` that the refreshing
-//! cache built once per refresh: one `ArcSwap` load, one clock read, one
-//! clone. Waiting, single-flight, static stability and the background refresh
-//! are the refreshing cache's, unchanged.
-//!
-//! # Which resolver is ours: decided by construction
-//!
-//! The SDK hands the identity cache an opaque resolver, which carries an
-//! [`IdentityCachePartition`]. A `SharedCredentialsProvider` gets its
-//! partition once, when it is created, and keeps it however often it is
-//! cloned. So an `SdkIdentityCache` creates the one shared provider that
-//! reads its refreshing cache ([`SdkIdentityCache::credentials_provider`]) and
-//! serves its fast path to exactly that provider's partition. Every other
-//! resolver (another provider, a wrapper around ours, a per-client or
-//! per-operation override, a bearer-token resolver) goes to the SDK's standard
-//! lazy cache, exactly as if no custom identity cache were configured: it is
-//! cached, never served our credentials. Nothing is decided by comparing the
-//! credentials a resolver returned.
-//!
-//! Give the provider to the SDK as that very value, through
-//! `SdkConfig::builder().credentials_provider(..)` or a client config's
-//! `set_credentials_provider(Some(..))`. The `credentials_provider(impl
-//! ProvideCredentials)` methods of `aws_config`'s loader and of service
-//! configs wrap their argument in a *new* shared provider, hence a new
-//! partition: that still works, through the lazy cache. The facade crate's
-//! one-line setup (`eks_pod_identity::load_defaults`) does this for you.
-//!
-//! [`PodIdentityProvider`]: crate::PodIdentityProvider
+//! [`SdkIdentityCache`]: this crate's cache offered to the SDK as its
+//! identity cache. Why it exists and how it tells the requests that are
+//! ours from the others: [`docs::design`](crate::docs::design#the-sdks-identity-cache).
 
-use crate::cache::RefreshingCache;
+use super::refreshing::RefreshingCache;
 use crate::source::CredentialSource;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_runtime::client::identity::IdentityCache;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -57,23 +19,21 @@ use aws_smithy_types::config_bag::ConfigBag;
 use std::fmt;
 use std::sync::Arc;
 
-/// What the identity cache needs from a refreshing cache, whatever its source.
-pub(crate) trait IdentitySource: Send + Sync + fmt::Debug {
+/// A [`RefreshingCache`] with its source type erased: what the SDK identity
+/// cache reads, whatever the source.
+pub(crate) trait DynRefreshingCache: Send + Sync + fmt::Debug {
     fn cached_identity(&self) -> Option<Identity>;
     fn identity(&self) -> IdentityFuture<'_>;
 }
 
-impl<S: CredentialSource> IdentitySource for RefreshingCache<S> {
+impl<S: CredentialSource> DynRefreshingCache for RefreshingCache<S> {
     fn cached_identity(&self) -> Option<Identity> {
         RefreshingCache::cached_identity(self)
     }
 
     fn identity(&self) -> IdentityFuture<'_> {
         IdentityFuture::new(async move {
-            let credentials = self
-                .get()
-                .await
-                .map_err(crate::provider::to_credentials_error)?;
+            let credentials = self.get().await.map_err(CredentialsError::from)?;
             Ok(Identity::from(credentials))
         })
     }
@@ -103,15 +63,23 @@ type Delegates = Arc<dyn Fn() -> bool + Send + Sync>;
 /// ```
 ///
 /// Requests resolved through that provider read our cache directly; any
-/// other resolver gets the SDK's standard lazy cache. See the
-/// [module documentation](self). One `SdkIdentityCache` per SDK config.
+/// other resolver gets the SDK's standard lazy cache. Why, and how the
+/// requests that are ours are told apart, is in
+/// [`docs::design`](crate::docs::design#the-sdks-identity-cache). Use one
+/// `SdkIdentityCache` per SDK config
+/// ([`docs::limitations`](crate::docs::limitations)).
+///
+/// Cheap to clone. Requests it serves from the refreshing cache are
+/// lock-free on the hot path and wait only as
+/// [`RefreshingCache::get`] does; other resolvers get the lazy cache's
+/// behaviour.
 #[derive(Clone)]
 pub struct SdkIdentityCache {
-    source: Arc<dyn IdentitySource>,
-    /// The SDK provider served from `source`; its partition is `partition`.
+    cache: Arc<dyn DynRefreshingCache>,
+    /// The SDK provider served from `cache`; its partition is `partition`.
     provider: SharedCredentialsProvider,
     partition: Option<IdentityCachePartition>,
-    /// For a provider that answers from `source` only at times (a chain).
+    /// For a provider that answers from `cache` only at times (a chain).
     delegates: Option<Delegates>,
     /// The SDK's standard lazy cache, for every other resolver.
     fallback: SharedIdentityCache,
@@ -120,19 +88,26 @@ pub struct SdkIdentityCache {
 impl fmt::Debug for SdkIdentityCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SdkIdentityCache")
-            .field("source", &self.source)
+            .field("cache", &self.cache)
             .field("partition", &self.partition)
             .field("delegating", &self.delegates.is_some())
             .finish_non_exhaustive()
     }
 }
 
+impl<S: CredentialSource> RefreshingCache<S> {
+    /// This cache as the SDK's identity cache (see [`SdkIdentityCache`]).
+    pub fn identity_cache(&self) -> SdkIdentityCache {
+        SdkIdentityCache::new(self.clone())
+    }
+}
+
 impl SdkIdentityCache {
-    pub(crate) fn new<S: CredentialSource>(cache: RefreshingCache<S>) -> Self {
+    fn new<S: CredentialSource>(cache: RefreshingCache<S>) -> Self {
         let provider = SharedCredentialsProvider::new(cache.clone());
         Self {
             partition: provider.cache_partition(),
-            source: Arc::new(cache),
+            cache: Arc::new(cache),
             provider,
             delegates: None,
             fallback: IdentityCache::lazy().build(),
@@ -161,7 +136,7 @@ impl SdkIdentityCache {
         delegates: impl Fn() -> bool + Send + Sync + 'static,
     ) -> Self {
         Self {
-            source: self.source.clone(),
+            cache: self.cache.clone(),
             partition: provider.cache_partition(),
             provider,
             delegates: Some(Arc::new(delegates)),
@@ -186,9 +161,9 @@ impl ResolveCachedIdentity for SdkIdentityCache {
         config_bag: &'a ConfigBag,
     ) -> IdentityFuture<'a> {
         if self.serves(&resolver) {
-            return match self.source.cached_identity() {
+            return match self.cache.cached_identity() {
                 Some(identity) => IdentityFuture::ready(Ok(identity)),
-                None => self.source.identity(),
+                None => self.cache.identity(),
             };
         }
         self.fallback

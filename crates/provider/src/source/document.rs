@@ -4,7 +4,7 @@
 //! accepted as aliases of `Token` / `Expiration`, as the AWS SDKs do.
 
 use crate::error::ParseError;
-use crate::rfc3339;
+use crate::support::rfc3339;
 use aws_credential_types::Credentials;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -51,9 +51,10 @@ impl CredentialsDocument {
     }
 }
 
-/// Which document shape to expect.
+/// The dialect of the credentials document: the same JSON with one extra
+/// rule for IMDS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavor {
+pub(crate) enum Dialect {
     /// The Pod Identity Agent / ECS endpoint.
     Container,
     /// IMDS: also requires `"Code": "Success"`.
@@ -63,22 +64,24 @@ pub(crate) enum Flavor {
 /// Parses a credentials document.
 ///
 /// ```
-/// use eks_pod_identity_provider::document::parse_container;
+/// # #[cfg(feature = "test-util")] {
+/// use eks_pod_identity_provider::test_util::parsers::parse_container;
 /// let doc = parse_container(br#"{"accesskeyid":"AKID","SecretAccessKey":"s","SessionToken":"t","ExpiresAt":"2030-01-01T00:00:00Z"}"#).unwrap();
 /// assert_eq!(doc.access_key_id, "AKID");
+/// # }
 /// ```
 pub fn parse_container(body: &[u8]) -> Result<CredentialsDocument, ParseError> {
-    parse(body, Flavor::Container)
+    parse(body, Dialect::Container)
 }
 
-pub(crate) fn parse(body: &[u8], flavor: Flavor) -> Result<CredentialsDocument, ParseError> {
+pub(crate) fn parse(body: &[u8], dialect: Dialect) -> Result<CredentialsDocument, ParseError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
     let Value::Object(obj) = value else {
         return Err(ParseError::NotJson("top level is not an object".into()));
     };
     let fields = Fields(obj);
-    if flavor == Flavor::Imds {
+    if dialect == Dialect::Imds {
         let code = fields.string(&["code"], "Code")?;
         if code != "Success" {
             return Err(ParseError::NotSuccess { code });
@@ -231,10 +234,10 @@ mod tests {
     #[test]
     fn imds_requires_success_code() {
         let ok = r#"{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"a","SecretAccessKey":"s","Token":"t","Expiration":"2026-11-27T10:00:00Z"}"#;
-        assert!(parse(ok.as_bytes(), Flavor::Imds).is_ok());
+        assert!(parse(ok.as_bytes(), Dialect::Imds).is_ok());
         let bad = ok.replace("Success", "AssumeRoleUnauthorizedAccess");
         assert_eq!(
-            parse(bad.as_bytes(), Flavor::Imds).unwrap_err(),
+            parse(bad.as_bytes(), Dialect::Imds).unwrap_err(),
             ParseError::NotSuccess {
                 code: "AssumeRoleUnauthorizedAccess".into()
             }
