@@ -168,7 +168,7 @@ fn burst_results(scenario: &str, ours: (&Burst, u64), aws: (&Burst, u64)) {
         &format!("{scenario}_agent_requests"),
         ours.1 as f64,
         aws.1 as f64,
-        common::f0,
+        common::whole_number,
     );
     let secs = |b: &Burst| b.last.map_or(cap().as_secs_f64(), |d| d.as_secs_f64());
     let mark = |b: &Burst| if b.last.is_none() { ">" } else { "" };
@@ -249,7 +249,7 @@ async fn primed_expired(token: &std::path::Path) {
         "primed_expired_agent_requests_before_expiry",
         (o1 - o0) as f64,
         (a1 - a0) as f64,
-        common::f0,
+        common::whole_number,
     );
 }
 
@@ -367,21 +367,21 @@ async fn recovering(token: &std::path::Path) {
         "recovering_s_until_first_success",
         after(&lo, false).unwrap_or(capped),
         after(&la, false).unwrap_or(capped),
-        common::f3,
+        common::three_decimals,
     );
     common::result(
         "failing_agent",
         "recovering_s_until_every_caller_succeeds",
         after(&lo, true).unwrap_or(capped),
         after(&la, true).unwrap_or(capped),
-        common::f3,
+        common::three_decimals,
     );
     common::result(
         "failing_agent",
         "recovering_agent_requests",
         ro as f64,
         ra as f64,
-        common::f0,
+        common::whole_number,
     );
 }
 
@@ -416,14 +416,14 @@ async fn fast_failing(token: &std::path::Path) {
         &format!("fast_failing_agent_requests_in_{}s", run_for.as_secs()),
         ro as f64,
         ra as f64,
-        common::f0,
+        common::whole_number,
     );
     common::result(
         "failing_agent",
         "fast_failing_calls_made",
         lo.calls as f64,
         la.calls as f64,
-        common::f0,
+        common::whole_number,
     );
 }
 
@@ -470,21 +470,21 @@ async fn short_lived(lifetime: Duration, token: &std::path::Path) {
         &format!("{s}_agent_requests_per_call"),
         ro as f64 / lo.calls.max(1) as f64,
         ra as f64 / la.calls.max(1) as f64,
-        common::f4,
+        common::four_decimals,
     );
     common::result(
         "failing_agent",
         &format!("{s}_agent_requests_per_lifetime"),
         ro as f64 / lifetimes,
         ra as f64 / lifetimes,
-        common::f2,
+        common::two_decimals,
     );
     common::result(
         "failing_agent",
         &format!("{s}_failed_calls"),
         lo.errors as f64,
         la.errors as f64,
-        common::f0,
+        common::whole_number,
     );
 }
 

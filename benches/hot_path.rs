@@ -297,7 +297,7 @@ fn main() {
                     format!(
                         "{:>8.1} [{}]",
                         common::median(v),
-                        common::spread(v, common::f1)
+                        common::spread(v, common::one_decimal)
                     )
                 })
                 .collect();
@@ -316,7 +316,7 @@ fn main() {
                 &format!("sdk_request_ns_{flavor}_tasks{t}"),
                 &get(flavor, "ours_sdk", t),
                 &get(flavor, "aws_sdk", t),
-                common::f1,
+                common::one_decimal,
             );
         }
         common::result_rep(
@@ -324,7 +324,7 @@ fn main() {
             &format!("sdk_request_own_clients_ns_{flavor}_tasks8"),
             &get(flavor, "ours_sdk_own_clients", 8),
             &get(flavor, "aws_sdk_own_clients", 8),
-            common::f1,
+            common::one_decimal,
         );
         for t in TASKS {
             for n in ["ours_credentials", "ours_provide_credentials"] {
@@ -332,7 +332,7 @@ fn main() {
                     "hot_path",
                     &format!("{n}_ns_{flavor}_tasks{t}"),
                     &get(flavor, n, t),
-                    common::f1,
+                    common::one_decimal,
                 );
             }
         }

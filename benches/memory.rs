@@ -218,21 +218,21 @@ fn main() {
             &format!("n{n}_heap_growth_bytes"),
             o.0,
             a.0,
-            common::f0,
+            common::whole_number,
         );
         common::result(
             "memory",
             &format!("n{n}_heap_per_provider_bytes"),
             o.0 / n as f64,
             a.0 / n as f64,
-            common::f0,
+            common::whole_number,
         );
         common::result(
             "memory",
             &format!("n{n}_rss_growth_bytes"),
             o.1,
             a.1,
-            common::f0,
+            common::whole_number,
         );
     }
     // Marginal cost per further instance, from the largest N, and the fixed
@@ -244,21 +244,21 @@ fn main() {
         &format!("marginal_heap_per_provider_bytes_n1_to_n{big}"),
         mo,
         ma,
-        common::f0,
+        common::whole_number,
     );
     common::result(
         "memory",
         "shared_fixed_heap_bytes",
         g("ours", 1).0 - mo,
         g("aws", 1).0 - ma,
-        common::f0,
+        common::whole_number,
     );
     common::result(
         "memory",
         "one_provider_process_heap_growth_bytes",
         g("ours", 1).0,
         g("aws", 1).0,
-        common::f0,
+        common::whole_number,
     );
     quiet.end();
 }

@@ -226,35 +226,43 @@ fn main() {
             (
                 "stalled_requests",
                 Box::new(|s: &Side| stalls(&s.sorted())),
-                common::f0,
+                common::whole_number,
             ),
             (
                 "p50_ms",
                 Box::new(|s: &Side| p(&s.sorted(), 50.0)),
-                common::f3,
+                common::three_decimals,
             ),
             (
                 "p99_ms",
                 Box::new(|s: &Side| p(&s.sorted(), 99.0)),
-                common::f3,
+                common::three_decimals,
             ),
-            ("max_ms", Box::new(|s: &Side| max(&s.sorted())), common::f3),
+            (
+                "max_ms",
+                Box::new(|s: &Side| max(&s.sorted())),
+                common::three_decimals,
+            ),
             (
                 "max_not_stalled_ms",
                 Box::new(|s: &Side| max_not_stalled(&s.sorted())),
-                common::f3,
+                common::three_decimals,
             ),
             (
                 "rotations",
                 Box::new(|s: &Side| s.rotations as f64),
-                common::f0,
+                common::whole_number,
             ),
             (
                 "agent_fetches_per_rotation",
                 Box::new(fetches_per_rotation),
-                common::f2,
+                common::two_decimals,
             ),
-            ("errors", Box::new(|s: &Side| s.errors as f64), common::f0),
+            (
+                "errors",
+                Box::new(|s: &Side| s.errors as f64),
+                common::whole_number,
+            ),
         ];
         for (name, f, fmt) in figures {
             let (o, a) = pick(&f);

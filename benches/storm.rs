@@ -478,32 +478,32 @@ fn main() {
             "peak_requests_per_s_after_rollout",
             ours.peak_after_start as f64,
             aws.peak_after_start as f64,
-            common::f0,
+            common::whole_number,
         );
         r(
             "http_429",
             ours.throttled as f64,
             aws.throttled as f64,
-            common::f0,
+            common::whole_number,
         );
         let span_s = |o: &Outcome| o.waves.first().map_or(0.0, |w| (w.1 - w.0 + 1) as f64);
         r(
             "first_refresh_wave_span_s",
             span_s(ours),
             span_s(aws),
-            common::f0,
+            common::whole_number,
         );
         r(
             "stalled_requests",
             ours.stalls as f64,
             aws.stalls as f64,
-            common::f0,
+            common::whole_number,
         );
         r(
             "failed_requests",
             ours.errors as f64,
             aws.errors as f64,
-            common::f0,
+            common::whole_number,
         );
         // Refreshes only: the rollout's first fetch per pod is left out.
         let refreshes =
@@ -512,7 +512,7 @@ fn main() {
             "agent_requests_per_pod_per_lifetime_after_rollout",
             refreshes(ours),
             refreshes(aws),
-            common::f3,
+            common::three_decimals,
         );
     }
     quiet.end();

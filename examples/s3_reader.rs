@@ -1,4 +1,4 @@
-//! `s3_reader`: the blog's pod app, in Rust. Lists or reads an S3 bucket with
+//! `s3_reader`: a pod app that reads S3, in Rust. Lists or reads an S3 bucket with
 //! credentials from [`eks_pod_identity::DefaultChain`]: the AWS SDK's default
 //! chain (environment keys, profile, IRSA) with our Pod Identity provider and
 //! the pod-aware IMDS guard, so the same binary runs in a pod and on a laptop.
@@ -283,7 +283,7 @@ async fn watch(app: &App, cmd: &Command, duration: Duration, interval_ms: u64) -
             "ok": result.is_ok(),
             "latency_ms": (ms * 1000.0).round() / 1000.0,
             "source": status.source,
-            "expiration": status.expiration.map(eks_pod_identity::test_util::parsers::rfc3339::format),
+            "expiration": status.expiration.map(eks_pod_identity::protocol::rfc3339::format),
             "error": result.as_ref().err().map(|e| format!("{}: {}", e.code, e.message)),
         });
         if result.is_err() {

@@ -415,7 +415,7 @@ impl ScenarioRun {
             .filter(|r| r.fault.is_none() && r.status == Some(200))
             .filter_map(|r| {
                 r.expiration
-                    .map(eks_pod_identity::test_util::parsers::rfc3339::format)
+                    .map(eks_pod_identity::protocol::rfc3339::format)
             })
             .collect();
         let injected = self.log.iter().filter(|r| r.fault.is_some()).count();

@@ -426,19 +426,20 @@ pub fn result(bench: &str, figure: &str, ours: f64, aws: f64, unit_fmt: fn(f64) 
     );
 }
 
-pub fn f0(x: f64) -> String {
+/// Number formats for `RESULT` lines (`result`'s `unit_fmt`), by decimals.
+pub fn whole_number(x: f64) -> String {
     format!("{x:.0}")
 }
-pub fn f1(x: f64) -> String {
+pub fn one_decimal(x: f64) -> String {
     format!("{x:.1}")
 }
-pub fn f2(x: f64) -> String {
+pub fn two_decimals(x: f64) -> String {
     format!("{x:.2}")
 }
-pub fn f3(x: f64) -> String {
+pub fn three_decimals(x: f64) -> String {
     format!("{x:.3}")
 }
-pub fn f4(x: f64) -> String {
+pub fn four_decimals(x: f64) -> String {
     format!("{x:.4}")
 }
 

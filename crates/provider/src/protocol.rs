@@ -22,3 +22,21 @@ pub use crate::source::imds::{
 };
 pub use crate::source::token::MAX_TOKEN_BYTES;
 pub use crate::support::http::MAX_BODY_BYTES;
+
+/// Timestamps on the wire: RFC 3339 as the agent writes `Expiration` (Go's
+/// `time.RFC3339Nano`: UTC, 0–9 fractional digits, trailing zeros trimmed).
+/// [`parse`](rfc3339::parse) accepts any RFC 3339 timestamp with an explicit
+/// zone and refuses one without.
+///
+/// ```
+/// use eks_pod_identity_provider::protocol::rfc3339;
+/// use std::time::{Duration, SystemTime};
+///
+/// let t = SystemTime::UNIX_EPOCH + Duration::from_millis(60_500);
+/// assert_eq!(rfc3339::format(t), "1970-01-01T00:01:00.5Z");
+/// assert_eq!(rfc3339::parse("1970-01-01T00:01:00.5Z"), Some(t));
+/// assert_eq!(rfc3339::parse("1970-01-01T00:01:00"), None);
+/// ```
+pub mod rfc3339 {
+    pub use crate::support::rfc3339::{format, parse};
+}

@@ -5,8 +5,8 @@
 //! * [`FixedRandom`]: the same draw every time, for reproducible jitter.
 //! * [`MapResolver`]: DNS answers the test sets (and changes) per host.
 //!
-//! [`parsers`] exposes the crate's pure parsers to property tests and to
-//! fakes that write documents. Nothing here is covered by semver.
+//! [`parsers`] exposes the crate's pure parsers to property tests. Nothing
+//! here is covered by semver.
 //!
 //! ```
 //! use eks_pod_identity_provider::context::Clock;
@@ -120,14 +120,9 @@ impl HostResolver for MapResolver {
     }
 }
 
-/// The crate's pure parsers, for property tests and for fakes that write
-/// credentials documents.
+/// The crate's pure parsers of untrusted input, for property tests. (The
+/// timestamp format is public: [`protocol::rfc3339`](crate::protocol::rfc3339).)
 pub mod parsers {
     pub use crate::source::document::{parse_container, CredentialsDocument};
     pub use crate::source::token::validate as validate_token;
-
-    /// RFC 3339 as the agent and IMDS write it (Go's `time.RFC3339Nano`).
-    pub mod rfc3339 {
-        pub use crate::support::rfc3339::{format, parse};
-    }
 }

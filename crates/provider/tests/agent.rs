@@ -6,13 +6,10 @@ mod common;
 use aws_credential_types::provider::ProvideCredentials;
 use common::{SECRET, SESSION};
 use eks_pod_identity_provider::config::MapEnv;
-use eks_pod_identity_provider::context::HostResolver;
+use eks_pod_identity_provider::test_util::{ManualClock, MapResolver};
 use eks_pod_identity_provider::{
     AgentError, BuildError, ErrorKind, PodIdentityProvider, ProviderContext, RetryPolicy,
 };
-use futures_util::future::BoxFuture;
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 use wiremock::matchers::{header, method, path};
@@ -28,7 +25,7 @@ fn body(valid_for: Duration) -> serde_json::Value {
         "SecretAccessKey": SECRET,
         "Token": SESSION,
         "AccountId": "123456789012",
-        "Expiration": eks_pod_identity_provider::test_util::parsers::rfc3339::format(exp),
+        "Expiration": eks_pod_identity_provider::protocol::rfc3339::format(exp),
     })
 }
 
@@ -140,27 +137,6 @@ async fn sends_raw_token_and_parses_credentials() {
     assert_eq!(p.status().source, "pod-identity");
 }
 
-/// A wall clock the test moves by hand.
-#[derive(Debug, Clone)]
-struct ManualClock(std::sync::Arc<std::sync::Mutex<SystemTime>>);
-
-impl ManualClock {
-    fn now_real() -> Self {
-        Self(std::sync::Arc::new(
-            std::sync::Mutex::new(SystemTime::now()),
-        ))
-    }
-    fn advance(&self, d: Duration) {
-        *self.0.lock().unwrap() += d;
-    }
-}
-
-impl eks_pod_identity_provider::context::Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *self.0.lock().unwrap()
-    }
-}
-
 #[tokio::test]
 async fn token_file_is_reread_on_every_fetch() {
     let f = Fixture::new().await;
@@ -168,7 +144,7 @@ async fn token_file_is_reread_on_every_fetch() {
         .respond_with(ResponseTemplate::new(200).set_body_json(body(Duration::from_secs(30))))
         .mount(&f.server)
         .await;
-    let clock = ManualClock::now_real();
+    let clock = ManualClock::starting_now();
     let p = PodIdentityProvider::builder()
         .context(
             ProviderContext::new()
@@ -217,7 +193,7 @@ async fn a_fast_failing_agent_gets_one_request_per_backoff_not_per_caller() {
         ))
         .mount(&f.server)
         .await;
-    let clock = ManualClock::now_real();
+    let clock = ManualClock::starting_now();
     let p = PodIdentityProvider::builder()
         .context(
             ProviderContext::new()
@@ -474,20 +450,6 @@ async fn a_hanging_agent_times_out_within_the_fetch_deadline() {
     accepted.abort();
 }
 
-#[derive(Debug)]
-struct FixedResolver(HashMap<String, Vec<IpAddr>>);
-
-impl HostResolver for FixedResolver {
-    fn resolve(&self, host: String) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>> {
-        let r = self
-            .0
-            .get(&host)
-            .cloned()
-            .ok_or_else(|| std::io::Error::other("unknown host"));
-        Box::pin(async move { r })
-    }
-}
-
 #[tokio::test]
 async fn hostnames_must_resolve_only_to_allowed_addresses() {
     let f = Fixture::new().await;
@@ -496,16 +458,10 @@ async fn hostnames_must_resolve_only_to_allowed_addresses() {
         .mount(&f.server)
         .await;
     let port = f.server.address().port();
-    let resolver = FixedResolver(HashMap::from([
-        (
-            "good.agent.test".to_owned(),
-            vec!["127.0.0.1".parse().unwrap()],
-        ),
-        (
-            "evil.agent.test".to_owned(),
-            vec!["127.0.0.1".parse().unwrap(), "10.9.8.7".parse().unwrap()],
-        ),
-    ]));
+    let resolver = MapResolver::from_hosts([
+        ("good.agent.test", &["127.0.0.1"][..]),
+        ("evil.agent.test", &["127.0.0.1", "10.9.8.7"][..]),
+    ]);
     let ctx = ProviderContext::new()
         .with_env(MapEnv::default())
         .with_resolver(resolver);

@@ -1,7 +1,7 @@
-//! The fault matrix: every fault of issue 8 in one table (see
-//! `common/matrix.rs` for the cases and the script each one follows).
+//! The fault matrix: every fault the provider must survive, in one table
+//! (see `common/matrix/` for the cases and the script each one follows).
 
-#[path = "common/matrix.rs"]
+#[path = "common/matrix/mod.rs"]
 mod matrix;
 #[path = "common/peer.rs"]
 mod peer;

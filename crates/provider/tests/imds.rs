@@ -4,7 +4,7 @@ mod common;
 
 use common::{SECRET, SESSION};
 use eks_pod_identity_provider::config::MapEnv;
-use eks_pod_identity_provider::context::Clock;
+use eks_pod_identity_provider::test_util::ManualClock;
 use eks_pod_identity_provider::CredentialSource;
 use eks_pod_identity_provider::{
     ChainError, CredentialChain, ErrorKind, FallbackPolicy, ImdsError, ProviderContext, RetryPolicy,
@@ -16,24 +16,6 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
-
-#[derive(Debug, Clone)]
-struct ManualClock(Arc<Mutex<SystemTime>>);
-
-impl ManualClock {
-    fn new() -> Self {
-        Self(Arc::new(Mutex::new(SystemTime::now())))
-    }
-    fn advance(&self, d: Duration) {
-        *self.0.lock().unwrap() += d;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *self.0.lock().unwrap()
-    }
-}
 
 fn creds_json(code: &str, valid_for: i64) -> serde_json::Value {
     let exp = if valid_for >= 0 {
@@ -48,7 +30,7 @@ fn creds_json(code: &str, valid_for: i64) -> serde_json::Value {
         "AccessKeyId": "ASIANODEROLE",
         "SecretAccessKey": SECRET,
         "Token": SESSION,
-        "Expiration": eks_pod_identity_provider::test_util::parsers::rfc3339::format(exp),
+        "Expiration": eks_pod_identity_provider::protocol::rfc3339::format(exp),
     })
 }
 
@@ -152,7 +134,7 @@ async fn token_is_renewed_before_its_ttl_ends() {
     let s = MockServer::start().await;
     mount_token(&s, "tok-1", "300").await;
     mount_role(&s, "node-role", "tok-1").await;
-    let clock = ManualClock::new();
+    let clock = ManualClock::starting_now();
     let src = source_with(
         &s,
         ProviderContext::new()

@@ -14,7 +14,8 @@ mod common;
 
 use common::{ScriptedSource, Step};
 use eks_pod_identity_provider::config::MapEnv;
-use eks_pod_identity_provider::context::{RandomSource, TokioClock};
+use eks_pod_identity_provider::context::TokioClock;
+use eks_pod_identity_provider::test_util::FixedRandom;
 use eks_pod_identity_provider::RefreshingCache;
 use eks_pod_identity_provider::{PodIdentityProvider, ProviderContext, RefreshPolicy};
 use std::collections::HashSet;
@@ -23,15 +24,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 const TASKS: usize = 1000;
-
-#[derive(Debug)]
-struct Fixed(f64);
-
-impl RandomSource for Fixed {
-    fn unit(&self) -> f64 {
-        self.0
-    }
-}
 
 #[derive(Default)]
 struct Seen {
@@ -51,7 +43,7 @@ async fn thousand_callers_simulated_time() {
         source.clone(),
         RefreshPolicy::default(),
         Arc::new(clock),
-        Arc::new(Fixed(0.5)),
+        Arc::new(FixedRandom(0.5)),
     );
     cache.get().await.unwrap();
     let seen = Arc::new(Seen::default());
@@ -150,7 +142,7 @@ async fn thousand_callers_two_workers_real_time_scripted() {
         source.clone(),
         RefreshPolicy::default(),
         Arc::new(clock),
-        Arc::new(Fixed(0.999)),
+        Arc::new(FixedRandom(0.999)),
     );
     cache.get().await.unwrap();
     let c = cache.clone();
@@ -190,7 +182,7 @@ async fn thousand_callers_two_workers_real_time_http_agent() {
                 "SecretAccessKey": common::SECRET,
                 "Token": common::SESSION,
                 "AccountId": "123456789012",
-                "Expiration": eks_pod_identity_provider::test_util::parsers::rfc3339::format(SystemTime::now() + Duration::from_secs(2)),
+                "Expiration": eks_pod_identity_provider::protocol::rfc3339::format(SystemTime::now() + Duration::from_secs(2)),
             }))
         })
         .mount(&server)
@@ -199,7 +191,7 @@ async fn thousand_callers_two_workers_real_time_http_agent() {
         .context(
             ProviderContext::new()
                 .with_env(MapEnv::default())
-                .with_random(Fixed(0.999)),
+                .with_random(FixedRandom(0.999)),
         )
         .endpoint(format!("{}/v1/credentials", server.uri()))
         .token("load-test-token")

@@ -6,7 +6,8 @@
 //! a runtime has to wait, so nothing sleeps.
 
 use aws_credential_types::Credentials;
-use eks_pod_identity_provider::context::{Clock, RandomSource};
+use eks_pod_identity_provider::context::Clock;
+use eks_pod_identity_provider::test_util::{FixedRandom, ManualClock};
 use eks_pod_identity_provider::RefreshingCache;
 use eks_pod_identity_provider::{CredentialSource, Fetched};
 use eks_pod_identity_provider::{ErrorKind, FetchAborted, RefreshError, RefreshPolicy};
@@ -17,33 +18,9 @@ use std::time::{Duration, SystemTime};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-#[derive(Debug, Clone)]
-struct ManualClock(Arc<Mutex<SystemTime>>);
-
-impl ManualClock {
-    fn new() -> Self {
-        Self(Arc::new(Mutex::new(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        )))
-    }
-    fn advance(&self, d: Duration) {
-        *self.0.lock().unwrap() += d;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *self.0.lock().unwrap()
-    }
-}
-
-#[derive(Debug)]
-struct Mid;
-
-impl RandomSource for Mid {
-    fn unit(&self) -> f64 {
-        0.5
-    }
+/// The manual clock every case starts from.
+fn manual_clock() -> ManualClock {
+    ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
 }
 
 /// What one fetch does.
@@ -120,7 +97,7 @@ fn cache(source: &Arc<Source>) -> RefreshingCache<Shared> {
         Shared(source.clone()),
         RefreshPolicy::default(),
         Arc::new(source.clock.clone()),
-        Arc::new(Mid),
+        Arc::new(FixedRandom(0.5)),
     )
 }
 
@@ -164,7 +141,7 @@ fn aborted(err: &RefreshError) -> &FetchAborted {
 /// fetches again instead of getting `Internal` forever.
 #[test]
 fn a_runtime_dropped_mid_fetch_does_not_poison_the_cache() {
-    let clock = ManualClock::new();
+    let clock = manual_clock();
     let source = Source::new(&clock, &[Act::Hang]);
     let cache = cache(&source);
     let first = current_thread(false);
@@ -193,7 +170,7 @@ fn a_runtime_dropped_mid_fetch_does_not_poison_the_cache() {
 /// a new fetch.
 #[test]
 fn a_waiter_never_waits_past_the_deadline_on_a_task_that_is_never_polled() {
-    let clock = ManualClock::new();
+    let clock = manual_clock();
     let source = Source::new(&clock, &[Act::Hang]);
     let cache = cache(&source);
     let stuck = start_a_fetch_on_a_runtime_left_undriven(&cache);
@@ -221,7 +198,7 @@ fn a_waiter_never_waits_past_the_deadline_on_a_task_that_is_never_polled() {
 /// caller does not even wait for it.
 #[test]
 fn a_fetch_older_than_its_deadline_is_replaced_without_waiting() {
-    let clock = ManualClock::new();
+    let clock = manual_clock();
     let source = Source::new(&clock, &[Act::Hang]);
     let cache = cache(&source);
     let stuck = start_a_fetch_on_a_runtime_left_undriven(&cache);
@@ -243,7 +220,7 @@ fn a_fetch_older_than_its_deadline_is_replaced_without_waiting() {
 /// fetches again once the error backoff has passed.
 #[tokio::test(start_paused = true)]
 async fn a_panicking_source_gives_a_typed_error_and_no_stuck_cache() {
-    let clock = ManualClock::new();
+    let clock = manual_clock();
     let source = Source::new(&clock, &[Act::Panic]);
     let cache = cache(&source);
     let err = cache.get().await.unwrap_err();
@@ -271,7 +248,7 @@ static CACHE: OnceLock<RefreshingCache<Shared>> = OnceLock::new();
 
 fn static_cache() -> &'static RefreshingCache<Shared> {
     CACHE.get_or_init(|| {
-        let clock = CLOCK.get_or_init(ManualClock::new);
+        let clock = CLOCK.get_or_init(manual_clock);
         cache(SOURCE.get_or_init(|| Source::new(clock, &[])))
     })
 }
@@ -344,7 +321,7 @@ fn a_static_cache_keeps_refreshing_across_runtimes() {
 /// typed error, never a panic.
 #[test]
 fn outside_a_runtime_is_a_typed_error_not_a_panic() {
-    let clock = ManualClock::new();
+    let clock = manual_clock();
     let source = Source::new(&clock, &[]);
     let cache = cache(&source);
     let err = poll_once(cache.get()).expect("ready at once").unwrap_err();
@@ -369,7 +346,7 @@ fn poll_once<F: std::future::Future>(f: F) -> Option<F::Output> {
 /// A watch taken before the first fetch follows the task that starts later.
 #[tokio::test(start_paused = true)]
 async fn a_task_watch_taken_before_the_first_fetch_follows_the_task() {
-    let clock = ManualClock::new();
+    let clock = manual_clock();
     let source = Source::new(&clock, &[]);
     let cache = cache(&source);
     let watch = cache.task_watch();
@@ -389,7 +366,7 @@ async fn a_task_watch_taken_before_the_first_fetch_follows_the_task() {
 /// cached credentials are served until they expire, never after.
 #[tokio::test(start_paused = true)]
 async fn a_source_that_keeps_panicking_is_retried_with_backoff_not_in_a_loop() {
-    let clock = ManualClock::new();
+    let clock = manual_clock();
     let source = Source::new(&clock, &[Act::Ok(Duration::from_secs(20))]);
     *source.then.lock().unwrap() = Act::Panic;
     let cache = cache(&source);
@@ -423,7 +400,7 @@ async fn a_source_that_keeps_panicking_is_retried_with_backoff_not_in_a_loop() {
 /// refreshes before callers would wait.
 #[test]
 fn a_task_dropped_before_its_first_poll_is_restarted_on_the_next_runtime() {
-    let clock = ManualClock::new();
+    let clock = manual_clock();
     let source = Source::new(&clock, &[]);
     let cache = cache(&source);
     let watch = cache.task_watch();
@@ -468,7 +445,7 @@ fn a_task_dropped_before_its_first_poll_is_restarted_on_the_next_runtime() {
 /// refresh forward, so no extra fetch follows.
 #[test]
 fn a_superseded_fetch_ending_late_does_not_disturb_the_schedule() {
-    let clock = ManualClock::new();
+    let clock = manual_clock();
     let source = Source::new(&clock, &[Act::Hang]);
     let cache = cache(&source);
     let stuck = start_a_fetch_on_a_runtime_left_undriven(&cache);
@@ -502,7 +479,7 @@ fn a_superseded_fetch_ending_late_does_not_disturb_the_schedule() {
 /// overdue, so the refresh still lands before anyone waits.
 #[test]
 fn a_task_on_an_undriven_runtime_is_restarted_from_the_hot_path() {
-    let clock = ManualClock::new();
+    let clock = manual_clock();
     let source = Source::new(&clock, &[]);
     let cache = cache(&source);
     let startup = current_thread(true);

@@ -6,19 +6,20 @@
 //! The proxy test sets proxy variables only in a child process (this same
 //! test binary, re-executed), never in this multi-threaded process.
 
-#[path = "common/matrix.rs"]
+#[path = "common/matrix/mod.rs"]
 mod matrix;
 #[path = "common/peer.rs"]
 mod peer;
 
 use eks_pod_identity_provider::config::{container_credentials_from_env, vars, MapEnv};
+use eks_pod_identity_provider::test_util::MapResolver;
 use eks_pod_identity_provider::CredentialSource;
 use eks_pod_identity_provider::{
     AgentError, CredentialChain, ErrorKind, FallbackPolicy, PodIdentityProvider, ProviderContext,
     RetryPolicy,
 };
 use eks_pod_identity_provider::{ImdsOptions, ImdsSource};
-use matrix::{MapResolver, SECRET, SECRETS, SESSION, TOKEN_A};
+use matrix::{SECRET, SECRETS, SESSION, TOKEN_A};
 use peer::{Peer, Reply};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -61,9 +62,7 @@ fn assert_clean(what: &str, texts: &[String]) {
 fn agent_doc(valid_for: Duration) -> String {
     matrix::agent_doc(
         1,
-        &eks_pod_identity_provider::test_util::parsers::rfc3339::format(
-            SystemTime::now() + valid_for,
-        ),
+        &eks_pod_identity_provider::protocol::rfc3339::format(SystemTime::now() + valid_for),
     )
 }
 

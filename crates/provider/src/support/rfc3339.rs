@@ -13,14 +13,12 @@ use time::OffsetDateTime;
 /// Parses an RFC 3339 timestamp with an explicit zone (`Z` or `±hh:mm`).
 ///
 /// ```
-/// # #[cfg(feature = "test-util")] {
-/// use eks_pod_identity_provider::test_util::parsers::rfc3339;
+/// use eks_pod_identity_provider::protocol::rfc3339;
 /// use std::time::{Duration, SystemTime};
 ///
 /// let t = rfc3339::parse("1970-01-01T00:01:00.5Z").unwrap();
 /// assert_eq!(t, SystemTime::UNIX_EPOCH + Duration::from_millis(60_500));
 /// assert!(rfc3339::parse("1970-01-01T00:01:00").is_none());
-/// # }
 /// ```
 pub fn parse(value: &str) -> Option<SystemTime> {
     let odt = OffsetDateTime::parse(value.trim(), &Rfc3339).ok()?;
