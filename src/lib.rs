@@ -41,6 +41,18 @@
 //!     .build()?; // reads AWS_CONTAINER_CREDENTIALS_FULL_URI & the token file
 //! # let _ = provider; Ok(()) }
 //! ```
+//!
+//! ## Features
+//!
+//! * `aws-config` (default): [`DefaultChain`] and [`load_defaults`], the
+//!   SDK's default chain with our provider in it.
+//! * `rustls` (default): `https` credential endpoints. The Pod Identity
+//!   Agent and IMDS are plain http, so `default-features = false` gives a
+//!   build with no TLS stack; an `https` endpoint then fails to build with
+//!   [`ConfigError::TlsNotEnabled`].
+//!
+//! The design, the guarantees (what waits and what never does) and the
+//! limitations are in [`docs`].
 
 pub use eks_pod_identity_provider::*;
 

@@ -171,21 +171,37 @@ impl CredentialChain {
     }
 
     /// Credentials, waiting only when a refresh is mandatory.
+    ///
+    /// Lock-free and never waits while fresh credentials are cached;
+    /// otherwise waits for the one fetch all callers share (see
+    /// [`RefreshingCache::get`](crate::RefreshingCache::get)).
+    ///
+    /// # Errors
+    ///
+    /// No valid credentials are cached and the fetch from the selected
+    /// source fails, or a fetch is needed outside a tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// When a fetch is needed on a tokio runtime built without its time
+    /// driver (see [`RefreshingCache::get`](crate::RefreshingCache::get)).
     pub async fn credentials(&self) -> Result<Credentials, RefreshError> {
         self.cache.get().await
     }
 
-    /// A snapshot: `source` is `pod-identity` or `imds:<role>`.
+    /// A snapshot: `source` is `pod-identity` or `imds:<role>`. Takes the
+    /// cache's schedule lock briefly; never waits for a fetch.
     pub fn status(&self) -> Status {
         self.cache.status()
     }
 
-    /// `true` when the chain selected Pod Identity.
+    /// `true` when the chain selected Pod Identity (decided once, at build).
     pub fn uses_pod_identity(&self) -> bool {
         matches!(self.cache.source(), ChainSource::PodIdentity(_))
     }
 
     /// A handle telling whether the background refresh task is running.
+    /// Lock-free.
     pub fn task_watch(&self) -> TaskWatch {
         self.cache.task_watch()
     }
@@ -322,7 +338,17 @@ impl CredentialChainBuilder {
         })
     }
 
-    /// Selects the source and builds the chain. Nothing is fetched yet.
+    /// Selects the source and builds the chain. Nothing is fetched yet; the
+    /// only I/O is reading the environment through the context.
+    ///
+    /// # Errors
+    ///
+    /// [`ChainError::PodIdentity`] when Pod Identity is configured but
+    /// invalid (the chain never falls back then), or a setting is out of
+    /// range; [`ChainError::FallbackDenied`] when Pod Identity is not
+    /// configured and the policy is `Deny`; [`ChainError::NoSource`] when
+    /// IMDS is disabled too; [`ChainError::Imds`] for an invalid IMDS
+    /// endpoint or IMDS settings.
     pub fn build(self) -> Result<CredentialChain, ChainError> {
         let (ctx, refresh) = self.settings();
         let mut agent = self.pod_identity.agent.clone();

@@ -11,10 +11,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use url::{Host, Url};
 
-// The environment seam lives with the other seams in `context`; its names
-// stay reachable here because every function of this module reads through it.
+// The environment seam lives with the other seams in `context`; `Env` and
+// `MapEnv` stay reachable here because every function of this module reads
+// through them. `ProcessEnv` (the process I/O) only keeps its old path for
+// callers that have not moved to the crate root yet; it is not documented
+// here.
+#[doc(hidden)]
+pub use crate::context::ProcessEnv;
 #[doc(no_inline)]
-pub use crate::context::{Env, MapEnv, ProcessEnv};
+pub use crate::context::{Env, MapEnv};
 
 /// Names of the environment variables the provider reads.
 pub mod vars {
@@ -53,6 +58,10 @@ pub struct AgentEndpoint {
 
 impl AgentEndpoint {
     /// Validates `uri` against the SDKs' rules (see [`validate_uri`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`validate_uri`].
     pub fn parse(uri: &str) -> Result<Self, ConfigError> {
         validate_uri("endpoint", uri)
     }
@@ -148,6 +157,11 @@ pub struct ContainerCredentialsEnv {
 /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` (SDK precedence), and the token file
 /// wins over the token value.
 ///
+/// # Errors
+///
+/// The relative URI does not start with `/`, or the URI is refused (see
+/// [`validate_uri`]).
+///
 /// ```
 /// use eks_pod_identity_provider::config::{container_credentials_from_env, MapEnv};
 /// let env = MapEnv::from_iter([
@@ -182,6 +196,7 @@ pub fn container_credentials_from_env(
 }
 
 /// The token source named by the environment: the file wins over the value.
+/// Reads variables only (the file is read on every fetch, not here).
 pub fn token_from_env(env: &dyn Env) -> Option<TokenSource> {
     if let Some(file) = env.non_empty(vars::TOKEN_FILE) {
         Some(TokenSource::File(PathBuf::from(file)))
@@ -212,6 +227,13 @@ pub fn is_allowed_http_ip(ip: IpAddr) -> bool {
 /// Validates a credentials URI: `https` to any host; `http` only to an
 /// allowed address (see [`is_allowed_http_ip`]) or to a hostname that must
 /// resolve only to allowed addresses.
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming `var` and the fix: the URI does not parse (an
+/// unbracketed IPv6 address gets its own error), its scheme is not
+/// `http`/`https`, or plain `http` goes to an address that may not receive
+/// the token.
 pub fn validate_uri(var: &'static str, raw: &str) -> Result<AgentEndpoint, ConfigError> {
     let raw = raw.trim();
     let uri = Url::parse(raw).map_err(|e| {
@@ -436,6 +458,12 @@ pub const IMDS_IPV6: &str = "http://[fd00:ec2::254]";
 /// `AWS_EC2_METADATA_DISABLED=true` (disabled), `override_uri`,
 /// `AWS_EC2_METADATA_SERVICE_ENDPOINT`, `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE`
 /// (`IPv4` / `IPv6`), then IPv4.
+///
+/// # Errors
+///
+/// The endpoint mode is neither `IPv4` nor `IPv6`, or the endpoint URI
+/// does not parse (an unbracketed IPv6 address gets its own error) or is
+/// not `http`/`https`.
 ///
 /// ```
 /// use eks_pod_identity_provider::config::{imds_endpoint_from_env, ImdsEndpointSetting, MapEnv};

@@ -82,6 +82,10 @@ impl PodIdentityProvider {
 
     /// Credentials, waiting only when a refresh is mandatory.
     ///
+    /// Lock-free and never waits while fresh credentials are cached;
+    /// otherwise waits for the one fetch all callers share, at most the
+    /// fetch deadline plus about a second.
+    ///
     /// # Errors
     ///
     /// As [`RefreshingCache::get`]: no valid credentials are cached and the
@@ -95,12 +99,14 @@ impl PodIdentityProvider {
         self.cache.get().await
     }
 
-    /// A snapshot of the provider's state (source, expiry, counters).
+    /// A snapshot of the provider's state (source, expiry, counters). Takes
+    /// the cache's schedule lock briefly; never waits for a fetch.
     pub fn status(&self) -> Status {
         self.cache.status()
     }
 
     /// A handle that tells whether the background refresh task is running.
+    /// Lock-free.
     pub fn task_watch(&self) -> TaskWatch {
         self.cache.task_watch()
     }

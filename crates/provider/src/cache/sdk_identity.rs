@@ -97,6 +97,8 @@ impl fmt::Debug for SdkIdentityCache {
 
 impl<S: CredentialSource> RefreshingCache<S> {
     /// This cache as the SDK's identity cache (see [`SdkIdentityCache`]).
+    /// Each call creates a new SDK provider handle with its own partition:
+    /// call it once per SDK config.
     pub fn identity_cache(&self) -> SdkIdentityCache {
         SdkIdentityCache::new(self.clone())
     }
@@ -117,6 +119,7 @@ impl SdkIdentityCache {
     /// The one credentials provider whose requests this cache serves from the
     /// refreshing cache. Give the SDK this value itself (not a wrapper around
     /// it), e.g. `SdkConfig::builder().credentials_provider(ids.credentials_provider())`.
+    /// A clone of one handle; lock-free.
     pub fn credentials_provider(&self) -> SharedCredentialsProvider {
         self.provider.clone()
     }
