@@ -7,7 +7,7 @@
 
 use crate::error::ConfigError;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use url::{Host, Url};
 
@@ -42,12 +42,10 @@ pub mod vars {
     pub const IMDS_DISABLED: &str = "AWS_EC2_METADATA_DISABLED";
 }
 
-/// The ECS credentials endpoint host used with a relative URI.
-pub const ECS_HOST: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 2);
-/// The EKS Pod Identity Agent's IPv4 address.
-pub const POD_IDENTITY_AGENT_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 23);
-/// The EKS Pod Identity Agent's IPv6 address (`fd00:ec2::23`).
-pub const POD_IDENTITY_AGENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23);
+// The addresses this module checks URIs against; defined in `protocol`,
+// the one home of the wire facts.
+#[doc(no_inline)]
+pub use crate::protocol::{ECS_HOST, POD_IDENTITY_AGENT_V4, POD_IDENTITY_AGENT_V6};
 
 /// A validated credentials endpoint.
 #[derive(Clone, PartialEq, Eq)]
@@ -449,10 +447,8 @@ pub enum ImdsEndpointSetting {
     Disabled,
 }
 
-/// The default IPv4 IMDS endpoint.
-pub const IMDS_IPV4: &str = "http://169.254.169.254";
-/// The default IPv6 IMDS endpoint.
-pub const IMDS_IPV6: &str = "http://[fd00:ec2::254]";
+#[doc(no_inline)]
+pub use crate::protocol::{IMDS_ENDPOINT_V4 as IMDS_IPV4, IMDS_ENDPOINT_V6 as IMDS_IPV6};
 
 /// Resolves the IMDS endpoint, first match wins:
 /// `AWS_EC2_METADATA_DISABLED=true` (disabled), `override_uri`,

@@ -13,15 +13,35 @@
 //! assert_eq!(protocol::IMDS_TOKEN_PATH, "/latest/api/token");
 //! ```
 
-pub use crate::config::{
-    ECS_HOST, IMDS_IPV4 as IMDS_ENDPOINT_V4, IMDS_IPV6 as IMDS_ENDPOINT_V6, POD_IDENTITY_AGENT_V4,
-    POD_IDENTITY_AGENT_V6,
-};
-pub use crate::source::imds::{
-    IMDS_ROLE_PATH, IMDS_TOKEN_HEADER, IMDS_TOKEN_PATH, IMDS_TOKEN_TTL_HEADER, IMDS_TOKEN_TTL_SECS,
-};
-pub use crate::source::token::MAX_TOKEN_BYTES;
-pub use crate::support::http::MAX_BODY_BYTES;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The EKS Pod Identity Agent's IPv4 address.
+pub const POD_IDENTITY_AGENT_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 23);
+/// The EKS Pod Identity Agent's IPv6 address (`fd00:ec2::23`).
+pub const POD_IDENTITY_AGENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23);
+/// The ECS credentials endpoint host used with a relative URI.
+pub const ECS_HOST: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 2);
+
+/// The default IPv4 IMDS endpoint.
+pub const IMDS_ENDPOINT_V4: &str = "http://169.254.169.254";
+/// The default IPv6 IMDS endpoint.
+pub const IMDS_ENDPOINT_V6: &str = "http://[fd00:ec2::254]";
+/// `PUT` here (with [`IMDS_TOKEN_TTL_HEADER`]) for an IMDSv2 session token.
+pub const IMDS_TOKEN_PATH: &str = "/latest/api/token";
+/// `GET` lists the instance role; `GET` + role name gives its credentials.
+pub const IMDS_ROLE_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+/// Request header of the token `PUT`: the lifetime asked for, in seconds.
+pub const IMDS_TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
+/// Request header carrying the session token on every IMDSv2 `GET`.
+pub const IMDS_TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
+/// Session-token lifetime the provider asks for: the maximum IMDS grants (6 h).
+pub const IMDS_TOKEN_TTL_SECS: u64 = 21_600;
+
+/// Response bodies (agent and IMDS) larger than this are refused.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Authorization tokens larger than this are refused (a projected JWT is
+/// ~1 KiB).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Timestamps on the wire: RFC 3339 as the agent writes `Expiration` (Go's
 /// `time.RFC3339Nano`: UTC, 0–9 fractional digits, trailing zeros trimmed).

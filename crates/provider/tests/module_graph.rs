@@ -264,20 +264,20 @@ fn name(m: &Module) -> String {
     }
 }
 
-/// The problems found in the crate whose sources are in `src`: files over
-/// the size limit, and import cycles between modules.
-fn check(src: &Path) -> Vec<String> {
+/// The module graph of the crate whose sources are in `src`, and the files
+/// over the size limit.
+fn graph_of(src: &Path) -> (BTreeMap<Module, BTreeSet<Module>>, Vec<String>) {
     let mut files = Vec::new();
     rust_files(src, &mut files);
     files.sort();
     let modules: BTreeSet<Module> = files.iter().map(|f| module_of(src, f)).collect();
-    let mut problems = Vec::new();
+    let mut long_files = Vec::new();
     let mut graph: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
     for file in &files {
         let text = std::fs::read_to_string(file).expect("readable source");
         let lines = text.lines().count();
         if lines > MAX_LINES {
-            problems.push(format!(
+            long_files.push(format!(
                 "{} has {lines} lines (limit {MAX_LINES})",
                 file.display()
             ));
@@ -292,6 +292,13 @@ fn check(src: &Path) -> Vec<String> {
             }
         }
     }
+    (graph, long_files)
+}
+
+/// The problems found in the crate whose sources are in `src`: files over
+/// the size limit, and import cycles between modules.
+fn check(src: &Path) -> Vec<String> {
+    let (graph, mut problems) = graph_of(src);
     // Depth-first search; a grey node reached again closes a cycle.
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -338,10 +345,55 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+fn provider_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
 #[test]
 fn provider_modules_have_no_import_cycle_and_no_file_over_700_lines() {
-    let problems = check(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let problems = check(&provider_src());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The layers run one way, config → source → cache → chain/provider:
+/// no module imports from a layer above its own (or from the crate root,
+/// which re-exports everything). A cycle check alone would allow, say,
+/// `source` to depend on `cache` as long as `cache` does not depend back.
+#[test]
+fn provider_layers_run_one_way() {
+    let (graph, _) = graph_of(&provider_src());
+    let top = |m: &Module| m.first().cloned().unwrap_or_else(|| "crate".to_owned());
+    // Each layer and what it must not import.
+    let above = |layer: &str| -> &'static [&'static str] {
+        match layer {
+            "context" | "support" | "error" | "status" | "config" | "protocol" => {
+                &["source", "cache", "chain", "provider", "test_util", "crate"]
+            }
+            "source" => &["cache", "chain", "provider", "test_util", "crate"],
+            "cache" => &["config", "chain", "provider", "test_util", "crate"],
+            "provider" => &["chain", "test_util", "crate"],
+            "chain" | "test_util" => &["crate"],
+            _ => &[],
+        }
+    };
+    let mut wrong = Vec::new();
+    for (from, targets) in &graph {
+        for to in targets {
+            let (f, t) = (top(from), top(to));
+            if f != t && above(&f).contains(&t.as_str()) {
+                wrong.push(format!("{} imports {}", name(from), name(to)));
+            }
+        }
+    }
+    // The check sees the real edges (so it cannot pass on an empty graph).
+    let edge = |from: &[&str], to: &[&str]| {
+        let from: Module = from.iter().map(|s| s.to_string()).collect();
+        let to: Module = to.iter().map(|s| s.to_string()).collect();
+        graph.get(&from).is_some_and(|t| t.contains(&to))
+    };
+    assert!(edge(&["chain"], &["source", "agent"]), "{graph:?}");
+    assert!(edge(&["cache", "refreshing"], &["source"]), "{graph:?}");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// The same rules for the other crates of the workspace (run with

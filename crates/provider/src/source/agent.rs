@@ -11,7 +11,8 @@ use crate::error::{
     is_token_expired_message, AgentError, Classify, ConfigError, RefreshError, TokenError,
     TokenOrigin,
 };
-use crate::support::http::{self, BodyError, ClientSettings, MAX_BODY_BYTES};
+use crate::protocol::MAX_BODY_BYTES;
+use crate::support::http::{self, BodyError, ClientSettings};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use std::fmt;
 use std::sync::Arc;

@@ -9,7 +9,11 @@ use super::{CredentialSource, Fetched};
 use crate::config::Secret;
 use crate::context::ProviderContext;
 use crate::error::{Classify, ConfigError, ImdsError, RefreshError};
-use crate::support::http::{self, BodyError, ClientSettings, MAX_BODY_BYTES};
+use crate::protocol::{
+    IMDS_ROLE_PATH, IMDS_TOKEN_HEADER, IMDS_TOKEN_PATH, IMDS_TOKEN_TTL_HEADER, IMDS_TOKEN_TTL_SECS,
+    MAX_BODY_BYTES,
+};
+use crate::support::http::{self, BodyError, ClientSettings};
 use crate::support::rfc3339;
 use crate::support::time::uniform;
 use reqwest::Method;
@@ -21,16 +25,6 @@ use url::Url;
 /// The provider name stamped on credentials from IMDS.
 pub const PROVIDER_NAME: &str = "Ec2InstanceMetadata";
 
-/// `PUT` here (with [`IMDS_TOKEN_TTL_HEADER`]) for an IMDSv2 session token.
-pub const IMDS_TOKEN_PATH: &str = "/latest/api/token";
-/// `GET` lists the instance role; `GET` + role name gives its credentials.
-pub const IMDS_ROLE_PATH: &str = "/latest/meta-data/iam/security-credentials/";
-/// Request header of the token `PUT`: the lifetime asked for, in seconds.
-pub const IMDS_TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
-/// Request header carrying the session token on every IMDSv2 `GET`.
-pub const IMDS_TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
-/// Session-token lifetime we ask for: the maximum IMDS grants (6 h).
-pub const IMDS_TOKEN_TTL_SECS: u64 = 21_600;
 /// Re-fetch the session token this long before IMDS says it expires.
 const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(120);
 

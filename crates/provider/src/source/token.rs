@@ -7,9 +7,7 @@
 use crate::config::{Secret, TokenSource};
 use crate::context::FileSystem;
 use crate::error::{TokenError, TokenOrigin};
-
-/// Tokens larger than this are refused (a projected JWT is ~1 KiB).
-pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+use crate::protocol::MAX_TOKEN_BYTES;
 
 /// Loads the current token from its source.
 pub(crate) fn load(source: &TokenSource, fs: &dyn FileSystem) -> Result<Secret, TokenError> {

@@ -30,9 +30,6 @@ pub(crate) fn require_tls_support(uri: &url::Url) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Response bodies larger than this are refused.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
 /// Raised by [`AllowListResolver`] when a name resolves to a refused address.
 #[derive(Debug)]
 pub(crate) struct RefusedResolution {
