@@ -18,7 +18,7 @@
 
 use serde::Serialize;
 
-use crate::report::{Category, Severity};
+use crate::severity::{Category, Severity};
 
 /// A rule: what is checked, how bad a violation is by default, and how to fix it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

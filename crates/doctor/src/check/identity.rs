@@ -7,7 +7,7 @@ use eks_pod_identity_provider::config::Env;
 use eks_pod_identity_provider::{CredentialChain, ProviderContext};
 use tokio::time::{timeout_at, Instant};
 
-use super::{prefix, SharedEnv};
+use super::probe::{prefix, SharedEnv};
 
 pub(crate) const PROBE: &str = "identity";
 

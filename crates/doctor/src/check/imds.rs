@@ -4,7 +4,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::http::{self, ConnectFailure, HttpError, Response, Target};
-use super::{prefix, Probe};
+use super::probe::{prefix, Probe};
 use crate::report::{Finding, Location, ProbeStatus, Severity};
 use crate::rules::{self, Rule};
 

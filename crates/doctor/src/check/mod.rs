@@ -16,7 +16,7 @@
 //! | `host-network` | pod IP == host IP (downward API env) | `EPI-ID-010` |
 //!
 //! Every outcome is a finding with its own rule id (protected ones as `info`)
-//! and a [`ProbeResult`] in the report, so a clean run shows *why* it is clean.
+//! and a [`ProbeResult`](crate::report::ProbeResult) in the report, so a clean run shows *why* it is clean.
 //! Nothing secret is ever printed: credentials appear as an AccessKeyId prefix
 //! (`ASIA…`), a role name and an expiry; tokens never.
 //!
@@ -39,6 +39,7 @@ pub mod http;
 mod identity;
 mod imds;
 pub mod pod_identity;
+mod probe;
 mod shadow;
 
 use std::sync::Arc;
@@ -48,10 +49,11 @@ use eks_pod_identity_provider::config::{self as pconfig, vars, Env, ProcessEnv};
 use tokio::time::{timeout_at, Instant};
 use url::{Host, Url};
 
-use crate::report::{Command, Finding, Location, ProbeResult, ProbeStatus, Report, Severity};
+use crate::report::{Command, Finding, Location, ProbeStatus, Report, Severity};
 use crate::rules;
 
 pub use identity::role_of_arn;
+use probe::Probe;
 
 /// Probe name of the IPv4 IMDS probe.
 pub const PROBE_IMDS_IPV4: &str = "imds-ipv4";
@@ -137,103 +139,6 @@ pub enum CheckError {
     /// A timeout is zero.
     #[error("{0} must be greater than zero")]
     ZeroTimeout(&'static str),
-}
-
-/// An [`Env`] shared behind an `Arc` (the provider wants an owned `impl Env`).
-#[derive(Debug, Clone)]
-pub(crate) struct SharedEnv(pub Arc<dyn Env>);
-
-impl Env for SharedEnv {
-    fn get(&self, key: &str) -> Option<String> {
-        self.0.get(key)
-    }
-}
-
-/// First four characters and an ellipsis: enough to tell `AKIA` (long-term)
-/// from `ASIA` (temporary) without printing the key id.
-pub(crate) fn prefix(s: &str) -> String {
-    let p: String = s.chars().take(4).collect();
-    format!("{p}…")
-}
-
-/// RFC 3339 UTC, seconds precision.
-pub(crate) fn fmt_time(t: SystemTime) -> String {
-    let dt = ::time::OffsetDateTime::from(t);
-    let dt = dt.replace_nanosecond(0).unwrap_or(dt);
-    dt.format(&::time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| dt.to_string())
-}
-
-/// A probe in progress: its findings, outcomes and overall status.
-#[derive(Debug)]
-pub(crate) struct Probe {
-    pub name: &'static str,
-    pub target: Option<String>,
-    pub findings: Vec<Finding>,
-    pub outcomes: Vec<String>,
-    status: Option<ProbeStatus>,
-    details: Vec<String>,
-}
-
-fn rank(s: ProbeStatus) -> u8 {
-    match s {
-        ProbeStatus::Leak => 5,
-        ProbeStatus::Misconfigured => 4,
-        ProbeStatus::Unknown => 3,
-        ProbeStatus::Protected => 2,
-        ProbeStatus::Ok => 1,
-        _ => 0,
-    }
-}
-
-impl Probe {
-    pub fn new(name: &'static str, target: Option<String>) -> Self {
-        Probe {
-            name,
-            target,
-            findings: Vec::new(),
-            outcomes: Vec::new(),
-            status: None,
-            details: Vec::new(),
-        }
-    }
-
-    /// Adds a finding; returns its index.
-    pub fn finding(&mut self, f: Finding) -> usize {
-        self.findings.push(f);
-        self.findings.len() - 1
-    }
-
-    /// Records an outcome; the probe's status is the worst seen.
-    pub fn outcome(&mut self, name: &str, status: ProbeStatus, detail: impl Into<String>) {
-        self.outcomes.push(name.to_owned());
-        if self.status.is_none_or(|s| rank(status) > rank(s)) {
-            self.status = Some(status);
-        }
-        let d = detail.into();
-        if !d.is_empty() {
-            self.details.push(d);
-        }
-    }
-
-    /// Records an outcome that changes neither status nor detail.
-    pub fn note(&mut self, name: &str) {
-        self.outcomes.push(name.to_owned());
-    }
-
-    fn finish(self, report: &mut Report) {
-        report.add_scanned(self.name);
-        for f in self.findings {
-            report.push(f);
-        }
-        report.add_probe(ProbeResult {
-            probe: self.name.to_owned(),
-            target: self.target,
-            status: self.status.unwrap_or(ProbeStatus::Unknown),
-            outcomes: self.outcomes,
-            detail: self.details.join("; "),
-        });
-    }
 }
 
 fn parse_endpoint(value: &str, origin: &str) -> Result<Url, CheckError> {

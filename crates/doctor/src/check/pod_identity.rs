@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::http::{self, HttpError, Target};
 use super::imds::credentials_summary;
-use super::{fmt_time, Probe};
+use super::probe::{fmt_time, Probe};
 use crate::report::{Finding, Location, ProbeStatus, Severity};
 use crate::rules;
 

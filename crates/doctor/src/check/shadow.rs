@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use eks_pod_identity_provider::config::Env;
 
-use super::{prefix, Probe};
+use super::probe::{prefix, Probe};
 use crate::report::{Finding, Location, ProbeStatus, Severity};
 use crate::rules;
 

@@ -9,13 +9,13 @@
 
 use serde_json::Value;
 
+use super::error::LintError;
 use super::eval::{Tv, Val};
 use super::lines::YamlLines;
 use super::node_imds::{NodeImds, Setting, K8S_RULES};
 use super::workload::{
     Container, EnvFrom, EnvFromKind, EnvObject, EnvSource, EnvVar, ServiceAccount, Workload,
 };
-use super::LintError;
 use crate::report::{Finding, Location, Report, Severity};
 use crate::rules;
 

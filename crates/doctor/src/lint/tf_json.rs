@@ -10,9 +10,9 @@
 
 use serde_json::Value;
 
+use super::error::LintError;
 use super::lines::LineIndex;
-use super::terraform::TfFile;
-use super::LintError;
+use super::terraform::file::TfFile;
 
 /// Object-valued arguments that are maps, not nested blocks.
 const MAP_ARGUMENTS: &[&str] = &[

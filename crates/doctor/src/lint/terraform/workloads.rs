@@ -4,13 +4,13 @@
 
 use hcl::edit::structure::Body;
 
-use super::hcl_value::{
+use super::file::{Item, TfFile};
+use crate::lint::hcl_value::{
     attr, attr_str, block, block_path, literal_bool, literal_str, source_text, string_text, to_json,
 };
-use super::kubernetes::{node_class_object, workloads_of_object, LineSource, YamlFile};
-use super::lines::YamlLines;
-use super::terraform::{Item, TfFile};
-use super::workload::{
+use crate::lint::kubernetes::{node_class_object, workloads_of_object, LineSource, YamlFile};
+use crate::lint::lines::YamlLines;
+use crate::lint::workload::{
     Container, EnvFrom, EnvFromKind, EnvObject, EnvSource, EnvVar, ServiceAccount, Workload,
 };
 use crate::report::Report;
@@ -41,7 +41,7 @@ fn kubectl_yaml(item: &Item<'_>) -> Option<YamlFile> {
     let text = string_text(&a.value, item.src())?;
     let heredoc = matches!(a.value, hcl::edit::expr::Expression::HeredocTemplate(_));
     let first = item.line(&a.value) + u32::from(heredoc);
-    let mut file = super::kubernetes::parse(&item.file.path, &text).ok()?;
+    let mut file = crate::lint::kubernetes::parse(&item.file.path, &text).ok()?;
     for doc in &mut file.docs {
         doc.first_line += first - 1;
     }
