@@ -4,19 +4,17 @@
 //! "connect timed out" and "connected but no answer" into a few error kinds;
 //! the leak detector needs each of them told apart, so it speaks HTTP itself:
 //! one request per connection (`Connection: close`), `Content-Length`, chunked
-//! or read-to-EOF bodies, capped at [`MAX_BODY`].
+//! or read-to-EOF bodies, capped at [`MAX_BODY_BYTES`] (the provider's cap).
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use eks_pod_identity_provider::protocol::MAX_BODY_BYTES;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 use url::{Host, Url};
-
-/// Largest response body read (64 KiB, like the provider).
-pub const MAX_BODY: usize = 64 * 1024;
 
 /// Why a TCP connect failed, as the leak detector distinguishes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +95,7 @@ pub struct Response {
     pub status: u16,
     /// Headers, names lowercased, in order.
     pub headers: Vec<(String, String)>,
-    /// Body (lossy UTF-8, at most [`MAX_BODY`] bytes).
+    /// Body (lossy UTF-8, at most [`MAX_BODY_BYTES`] bytes).
     pub body: String,
 }
 
@@ -263,7 +261,7 @@ async fn read_response(stream: &mut TcpStream) -> Result<Response, ReadError> {
     } else if chunked {
         body = read_chunked(stream, body).await?;
     } else if let Some(len) = length {
-        let want = len.min(MAX_BODY);
+        let want = len.min(MAX_BODY_BYTES);
         while body.len() < want {
             let mut chunk = [0u8; 4096];
             let n = stream.read(&mut chunk).await?;
@@ -274,7 +272,7 @@ async fn read_response(stream: &mut TcpStream) -> Result<Response, ReadError> {
         }
         body.truncate(want);
     } else {
-        while body.len() < MAX_BODY {
+        while body.len() < MAX_BODY_BYTES {
             let mut chunk = [0u8; 4096];
             let n = stream.read(&mut chunk).await?;
             if n == 0 {
@@ -282,7 +280,7 @@ async fn read_response(stream: &mut TcpStream) -> Result<Response, ReadError> {
             }
             body.extend_from_slice(&chunk[..n]);
         }
-        body.truncate(MAX_BODY);
+        body.truncate(MAX_BODY_BYTES);
     }
     Ok(Response {
         status,
@@ -310,8 +308,8 @@ async fn read_chunked(stream: &mut TcpStream, mut raw: Vec<u8>) -> Result<Vec<u8
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .map_err(|_| ReadError::Malformed(format!("bad chunk size {size_text:?}")))?;
         raw.drain(..line_end + 2);
-        if size == 0 || out.len() >= MAX_BODY {
-            out.truncate(MAX_BODY);
+        if size == 0 || out.len() >= MAX_BODY_BYTES {
+            out.truncate(MAX_BODY_BYTES);
             return Ok(out);
         }
         while raw.len() < size + 2 {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eks_pod_identity_provider::config::Env;
+use eks_pod_identity_provider::Env;
 use eks_pod_identity_provider::{CredentialChain, ProviderContext};
 use tokio::time::{timeout_at, Instant};
 

@@ -1,5 +1,8 @@
 //! The IMDS probe: one per address family, every outcome told apart.
 
+use eks_pod_identity_provider::protocol::{
+    IMDS_ROLE_PATH, IMDS_TOKEN_HEADER, IMDS_TOKEN_PATH, IMDS_TOKEN_TTL_HEADER, IMDS_TOKEN_TTL_SECS,
+};
 use tokio::time::Instant;
 use url::Url;
 
@@ -7,11 +10,6 @@ use super::http::{self, ConnectFailure, HttpError, Response, Target};
 use super::probe::{prefix, Probe};
 use crate::report::{Finding, Location, ProbeStatus, Severity};
 use crate::rules::{self, Rule};
-
-const TOKEN_PATH: &str = "/latest/api/token";
-const ROLE_LIST_PATH: &str = "/latest/meta-data/iam/security-credentials/";
-const TTL_HEADER: &str = "X-aws-ec2-metadata-token-ttl-seconds";
-const TOKEN_HEADER: &str = "X-aws-ec2-metadata-token";
 
 /// What an IMDS probe found.
 pub(crate) struct ImdsObservation {
@@ -45,10 +43,11 @@ pub(crate) async fn probe(
             };
         }
     };
-    let ttl = [(TTL_HEADER, "21600")];
+    let ttl_secs = IMDS_TOKEN_TTL_SECS.to_string();
+    let ttl = [(IMDS_TOKEN_TTL_HEADER, ttl_secs.as_str())];
     let base = url.path().trim_end_matches('/').to_owned();
-    let token_path = format!("{base}{TOKEN_PATH}");
-    let list_path = format!("{base}{ROLE_LIST_PATH}");
+    let token_path = format!("{base}{IMDS_TOKEN_PATH}");
+    let list_path = format!("{base}{IMDS_ROLE_PATH}");
     // IMDSv1 (the role list, then the credentials, without a token) runs
     // alongside the token PUT: a PUT that hangs must not starve it.
     let v1_probe = async {
@@ -79,7 +78,7 @@ pub(crate) async fn probe(
         Err(HttpError::NoAnswer) => {
             p.finding(Finding::new(
                 &rules::IMDS_TOKEN_PUT_UNANSWERED,
-                "TCP connect succeeded; PUT /latest/api/token got no answer before the deadline",
+                format!("TCP connect succeeded; PUT {IMDS_TOKEN_PATH} got no answer before the deadline"),
                 loc(),
             ));
             p.outcome(
@@ -91,7 +90,7 @@ pub(crate) async fn probe(
         Err(e) => {
             p.finding(Finding::new(
                 &rules::IMDS_UNEXPECTED,
-                format!("PUT /latest/api/token: {e}"),
+                format!("PUT {IMDS_TOKEN_PATH}: {e}"),
                 loc(),
             ));
             p.outcome("unexpected", ProbeStatus::Unknown, e.to_string());
@@ -99,7 +98,7 @@ pub(crate) async fn probe(
         Ok(r) if r.status == 403 => {
             p.finding(Finding::new(
                 &rules::IMDS_DISABLED,
-                "PUT /latest/api/token -> 403",
+                format!("PUT {IMDS_TOKEN_PATH} -> 403"),
                 loc(),
             ));
             p.outcome(
@@ -110,14 +109,14 @@ pub(crate) async fn probe(
         }
         Ok(r) if r.status == 200 && !r.body.trim().is_empty() => {
             let token = r.body.trim().to_owned();
-            let ttl = r.header(TTL_HEADER).unwrap_or("none");
+            let ttl = r.header(IMDS_TOKEN_TTL_HEADER).unwrap_or("none");
             let token_finding = p.finding(Finding::new(
                 &rules::IMDS_TOKEN_OBTAINED,
-                format!("PUT /latest/api/token -> 200 (TTL header {ttl})"),
+                format!("PUT {IMDS_TOKEN_PATH} -> 200 (TTL header {ttl})"),
                 loc(),
             ));
             p.outcome("token_obtained", ProbeStatus::Leak, "IMDSv2 token obtained");
-            let headers = [(TOKEN_HEADER, token.as_str())];
+            let headers = [(IMDS_TOKEN_HEADER, token.as_str())];
             match http::request(
                 &target,
                 "GET",
@@ -132,7 +131,7 @@ pub(crate) async fn probe(
                     let name = first_line(&r.body);
                     p.finding(Finding::new(
                         &rules::IMDS_ROLE_READABLE,
-                        format!("GET {ROLE_LIST_PATH} -> role {name}"),
+                        format!("GET {IMDS_ROLE_PATH} -> role {name}"),
                         loc(),
                     ));
                     p.outcome("role_readable", ProbeStatus::Leak, format!("role {name}"));
@@ -160,7 +159,7 @@ pub(crate) async fn probe(
                 Ok(r) if r.status == 404 => {
                     p.finding(Finding::new(
                         &rules::IMDS_NO_INSTANCE_PROFILE,
-                        format!("GET {ROLE_LIST_PATH} -> 404"),
+                        format!("GET {IMDS_ROLE_PATH} -> 404"),
                         loc(),
                     ));
                     p.outcome(
@@ -177,7 +176,7 @@ pub(crate) async fn probe(
         Ok(r) => {
             p.finding(Finding::new(
                 &rules::IMDS_UNEXPECTED,
-                format!("PUT /latest/api/token -> {}{}", r.status, body_hint(&r)),
+                format!("PUT {IMDS_TOKEN_PATH} -> {}{}", r.status, body_hint(&r)),
                 loc(),
             ));
             p.outcome(
@@ -200,7 +199,7 @@ pub(crate) async fn probe(
             };
             p.finding(Finding::new(
                 &rules::IMDS_V1_OPEN,
-                format!("GET {ROLE_LIST_PATH} without a token -> 200, role {name}{creds}"),
+                format!("GET {IMDS_ROLE_PATH} without a token -> 200, role {name}{creds}"),
                 loc(),
             ));
             p.outcome(
@@ -214,7 +213,7 @@ pub(crate) async fn probe(
             p.finding(
                 Finding::new(
                     &rules::IMDS_V1_OPEN,
-                    format!("GET {ROLE_LIST_PATH} without a token -> 404 (no instance profile) instead of 401"),
+                    format!("GET {IMDS_ROLE_PATH} without a token -> 404 (no instance profile) instead of 401"),
                     loc(),
                 )
                 .with_severity(Severity::Medium),

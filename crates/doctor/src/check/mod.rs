@@ -45,7 +45,9 @@ mod shadow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use eks_pod_identity_provider::config::{self as pconfig, vars, Env, ProcessEnv};
+use eks_pod_identity_provider::config::vars;
+use eks_pod_identity_provider::protocol::{IMDS_ENDPOINT_V4, IMDS_ENDPOINT_V6};
+use eks_pod_identity_provider::{Env, ProcessEnv};
 use tokio::time::{timeout_at, Instant};
 use url::{Host, Url};
 
@@ -174,14 +176,14 @@ fn imds_endpoints(opts: &CheckOptions) -> Result<(Url, Url), CheckError> {
         Some(v) => parse_endpoint(v, "--imds-endpoint")?,
         None => match &env_endpoint {
             Some(u) if !env_is_v6 => u.clone(),
-            _ => parse_endpoint(pconfig::IMDS_IPV4, "default")?,
+            _ => parse_endpoint(IMDS_ENDPOINT_V4, "default")?,
         },
     };
     let v6 = match &opts.imds_ipv6_endpoint {
         Some(v) => parse_endpoint(v, "--imds-ipv6-endpoint")?,
         None => match &env_endpoint {
             Some(u) if env_is_v6 => u.clone(),
-            _ => parse_endpoint(pconfig::IMDS_IPV6, "default")?,
+            _ => parse_endpoint(IMDS_ENDPOINT_V6, "default")?,
         },
     };
     Ok((v4, v6))

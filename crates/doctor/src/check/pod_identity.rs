@@ -4,9 +4,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use eks_pod_identity_provider::config::{
-    container_credentials_from_env, is_allowed_http_ip, vars, ContainerCredentialsEnv, Env,
-    TokenSource,
+    container_credentials_from_env, is_allowed_http_ip, token_from_env, vars,
+    ContainerCredentialsEnv, TokenSource,
 };
+use eks_pod_identity_provider::Env;
 use tokio::time::Instant;
 
 use super::http::{self, HttpError, Target};
@@ -222,7 +223,7 @@ pub(crate) async fn probe(
     let token_source = config
         .as_ref()
         .map(|c| c.token.clone())
-        .unwrap_or_else(|| eks_pod_identity_provider::config::token_from_env(env));
+        .unwrap_or_else(|| token_from_env(env));
     let token = check_token(&mut token_p, token_source, now);
 
     match (&config, endpoint_ok, token) {

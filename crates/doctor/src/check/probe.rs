@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use eks_pod_identity_provider::config::Env;
+use eks_pod_identity_provider::Env;
 
 use crate::report::{Finding, ProbeResult, ProbeStatus, Report};
 

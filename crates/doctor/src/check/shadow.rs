@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use eks_pod_identity_provider::config::Env;
+use eks_pod_identity_provider::Env;
 
 use super::probe::{prefix, Probe};
 use crate::report::{Finding, Location, ProbeStatus, Severity};
