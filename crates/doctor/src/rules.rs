@@ -626,8 +626,8 @@ mod tests {
             assert!(id.starts_with("EPI-"), "{id}");
         }
         assert_eq!(by_id("epi-tf-003"), Some(&LT_HOP_LIMIT_TOO_HIGH));
-        for prefix in ["EPI-IMDS-", "EPI-PI-", "EPI-ENV-", "EPI-ID-"] {
-            assert!(ALL.iter().any(|r| r.id.starts_with(prefix)), "{prefix}");
+        for family in ["EPI-IMDS-", "EPI-PI-", "EPI-ENV-", "EPI-ID-"] {
+            assert!(ALL.iter().any(|r| r.id.starts_with(family)), "{family}");
         }
         assert_eq!(by_id("EPI-IMDS-013"), Some(&IMDS_TOKEN_PUT_UNANSWERED));
     }

@@ -120,6 +120,10 @@ pub struct Target {
 
 impl Target {
     /// Resolves the host of an `http://` URL (names through the system resolver).
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Resolve`] when the URL has no host or the name does not resolve.
     pub async fn from_url(url: &Url) -> Result<Target, HttpError> {
         let port = url.port_or_known_default().unwrap_or(80);
         let (addrs, host) = match url.host() {
@@ -146,6 +150,11 @@ impl Target {
 }
 
 /// Connects to the first address of `target` that accepts within `connect_timeout` each.
+///
+/// # Errors
+///
+/// [`HttpError::Connect`] with the last address's failure (refused,
+/// unreachable, timeout, ...) when none accepts.
 pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<TcpStream, HttpError> {
     let mut last = HttpError::Resolve("no addresses".into());
     for addr in &target.addrs {
@@ -159,6 +168,12 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<TcpSt
 }
 
 /// Sends one request on a fresh connection and reads the response before `deadline`.
+///
+/// # Errors
+///
+/// [`HttpError::Connect`] when no address accepts, [`HttpError::NoAnswer`]
+/// when the peer accepted but sent no complete response before `deadline`,
+/// and the other [`HttpError`] variants for a broken or malformed response.
 pub async fn request(
     target: &Target,
     method: &str,

@@ -7,7 +7,7 @@ use eks_pod_identity_provider::Env;
 use eks_pod_identity_provider::{CredentialChain, ProviderContext};
 use tokio::time::{timeout_at, Instant};
 
-use super::probe::{prefix, SharedEnv};
+use super::probe::{key_id_hint, SharedEnv};
 
 pub(crate) const PROBE: &str = "identity";
 
@@ -16,8 +16,8 @@ pub(crate) const PROBE: &str = "identity";
 pub(crate) struct IdentityObservation {
     /// `pod-identity` or `imds:<role>` when credentials resolved.
     pub source: Option<String>,
-    /// AccessKeyId prefix of the resolved credentials.
-    pub key_prefix: Option<String>,
+    /// The resolved credentials' AccessKeyId, shortened (`ASIA…`).
+    pub key_id_hint: Option<String>,
     /// Why the chain resolved nothing.
     pub chain_error: Option<String>,
     /// `GetCallerIdentity` ARN.
@@ -80,7 +80,7 @@ pub(crate) async fn probe(
         }
         Ok(Ok(creds)) => {
             obs.source = Some(chain.status().source);
-            obs.key_prefix = Some(prefix(creds.access_key_id()));
+            obs.key_id_hint = Some(key_id_hint(creds.access_key_id()));
         }
     }
     if !settings.sts {

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::http::{self, ConnectFailure, HttpError, Response, Target};
-use super::probe::{prefix, Probe};
+use super::probe::{key_id_hint, Probe};
 use crate::report::{Finding, Location, ProbeStatus, Severity};
 use crate::rules::{self, Rule};
 
@@ -302,7 +302,7 @@ pub(crate) fn credentials_summary(r: &Response) -> String {
             .and_then(|(_, v)| v.as_str().map(str::to_owned))
     };
     let key = get(&["AccessKeyId"])
-        .map(|k| format!("AccessKeyId {}", prefix(&k)))
+        .map(|k| format!("AccessKeyId {}", key_id_hint(&k)))
         .unwrap_or_else(|| "no AccessKeyId".into());
     match get(&["Expiration", "ExpiresAt"]) {
         Some(exp) => format!("{key}, expires {exp}"),

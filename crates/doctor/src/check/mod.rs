@@ -227,6 +227,14 @@ fn host_network(opts: &CheckOptions) -> Probe {
 }
 
 /// Runs every probe and returns the report (findings sorted, probes in a fixed order).
+///
+/// What the probes find is in the report, never an error.
+///
+/// # Errors
+///
+/// [`CheckError::ZeroTimeout`] when a timeout of `opts` is zero, and
+/// [`CheckError::InvalidEndpoint`] when an IMDS endpoint (an option or
+/// `AWS_EC2_METADATA_SERVICE_ENDPOINT`) is not a valid `http` URL.
 pub async fn run_check(opts: &CheckOptions) -> Result<Report, CheckError> {
     for (d, name) in [
         (opts.timeout, "--timeout"),
@@ -383,7 +391,7 @@ fn judge_identity(
         p.outcome("unresolved", ProbeStatus::Unknown, err);
         return p;
     };
-    let key = obs.key_prefix.clone().unwrap_or_default();
+    let key = obs.key_id_hint.clone().unwrap_or_default();
     let chain_imds_role = source.strip_prefix("imds:").map(str::to_owned);
     let sts_role = obs.arn.as_deref().and_then(role_of_arn).map(str::to_owned);
     let node_role = chain_imds_role.clone().or_else(|| {

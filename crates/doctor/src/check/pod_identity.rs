@@ -55,6 +55,11 @@ pub enum TokenShapeError {
 /// Decodes a JWT's claims without verifying its signature. One trailing
 /// newline is trimmed (as the SDKs do); any other line break is rejected.
 ///
+/// # Errors
+///
+/// [`TokenShapeError`] when the token is empty, holds a line break, is not
+/// three dot-separated parts, or its payload is not base64url JSON.
+///
 /// ```
 /// use eks_pod_identity_doctor::check::pod_identity::decode_claims;
 /// // {"alg":"none"} . {"aud":"pods.eks.amazonaws.com","exp":1} . sig

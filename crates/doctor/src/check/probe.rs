@@ -20,7 +20,7 @@ impl Env for SharedEnv {
 
 /// First four characters and an ellipsis: enough to tell `AKIA` (long-term)
 /// from `ASIA` (temporary) without printing the key id.
-pub(crate) fn prefix(s: &str) -> String {
+pub(crate) fn key_id_hint(s: &str) -> String {
     let p: String = s.chars().take(4).collect();
     format!("{p}…")
 }
@@ -44,7 +44,9 @@ pub(crate) struct Probe {
     details: Vec<String>,
 }
 
-fn rank(s: ProbeStatus) -> u8 {
+/// How much a status should worry the reader: a probe reports the most
+/// worrying of its outcomes (a leak outweighs everything else).
+fn how_worrying(s: ProbeStatus) -> u8 {
     match s {
         ProbeStatus::Leak => 5,
         ProbeStatus::Misconfigured => 4,
@@ -76,7 +78,10 @@ impl Probe {
     /// Records an outcome; the probe's status is the worst seen.
     pub fn outcome(&mut self, name: &str, status: ProbeStatus, detail: impl Into<String>) {
         self.outcomes.push(name.to_owned());
-        if self.status.is_none_or(|s| rank(status) > rank(s)) {
+        if self
+            .status
+            .is_none_or(|s| how_worrying(status) > how_worrying(s))
+        {
             self.status = Some(status);
         }
         let d = detail.into();

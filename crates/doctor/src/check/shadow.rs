@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use eks_pod_identity_provider::Env;
 
-use super::probe::{prefix, Probe};
+use super::probe::{key_id_hint, Probe};
 use crate::report::{Finding, Location, ProbeStatus, Severity};
 use crate::rules;
 
@@ -40,7 +40,7 @@ pub(crate) fn probe(env: &dyn Env) -> Probe {
     if !key_vars.is_empty() {
         let shown = env
             .non_empty("AWS_ACCESS_KEY_ID")
-            .map(|k| format!(" (AWS_ACCESS_KEY_ID {})", prefix(&k)))
+            .map(|k| format!(" (AWS_ACCESS_KEY_ID {})", key_id_hint(&k)))
             .unwrap_or_default();
         let text = format!("{} set{shown}", key_vars.join(", "));
         p.finding(Finding::new(&rules::ENV_STATIC_KEYS, text.clone(), loc()));

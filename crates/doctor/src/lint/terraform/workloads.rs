@@ -51,17 +51,23 @@ fn kubectl_yaml(item: &Item<'_>) -> Option<YamlFile> {
 /// Node IMDS settings (Karpenter `EC2NodeClass`, eksctl) in a
 /// `kubernetes_manifest` or `kubectl_manifest`.
 pub(crate) fn node_classes(item: &Item<'_>, report: &mut Report) {
-    let prefix = format!("{} ", item.address());
+    let declared_by = format!("{} ", item.address());
     if item.rtype == "kubernetes_manifest" {
         if let Some(manifest) = attr(item.body(), "manifest") {
             let obj = to_json(&manifest.value, item.src());
             let mut lines = LineSource::Fixed(item.line(manifest));
-            node_class_object(&obj, &item.file.path, &mut lines, &prefix, report);
+            node_class_object(&obj, &item.file.path, &mut lines, &declared_by, report);
         }
     } else if let Some(file) = kubectl_yaml(item) {
         for doc in &file.docs {
             let mut lines = LineSource::Yaml(YamlLines::new(&doc.text, doc.first_line));
-            node_class_object(&doc.value, &item.file.path, &mut lines, &prefix, report);
+            node_class_object(
+                &doc.value,
+                &item.file.path,
+                &mut lines,
+                &declared_by,
+                report,
+            );
         }
     }
 }
@@ -283,7 +289,7 @@ fn pod_spec(item: &Item<'_>, spec: &Body) -> Workload {
                     Some(EnvFrom {
                         kind,
                         name: attr_str(&reference.body, "name")?,
-                        prefix: attr_str(&e.body, "prefix").unwrap_or_default(),
+                        var_prefix: attr_str(&e.body, "prefix").unwrap_or_default(),
                         line: item.line(reference),
                     })
                 })
