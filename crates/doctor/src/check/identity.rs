@@ -7,9 +7,56 @@ use eks_pod_identity_provider::Env;
 use eks_pod_identity_provider::{CredentialChain, ProviderContext};
 use tokio::time::{timeout_at, Instant};
 
-use super::probe::{key_id_hint, SharedEnv};
+use super::probe::{key_id_hint, Observation, Outcome, SharedEnv};
+use crate::report::{ProbeStatus, Severity};
+use crate::rules::{self, Rule};
 
 pub(crate) const PROBE: &str = "identity";
+
+/// What the `identity` probe can observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdentityOutcome {
+    /// The chain resolved no credentials.
+    Unresolved,
+    /// The credentials are the node's role.
+    NodeRole,
+    /// STS names a role that is not the node's.
+    OwnRole,
+    /// Credentials resolved, but STS could not (or was not asked to) say whose.
+    Unverified,
+    /// The probe did not finish within the check's budget.
+    TimedOut,
+}
+
+impl Outcome for IdentityOutcome {
+    fn name(self) -> &'static str {
+        match self {
+            IdentityOutcome::Unresolved => "unresolved",
+            IdentityOutcome::NodeRole => "node_role",
+            IdentityOutcome::OwnRole => "own_role",
+            IdentityOutcome::Unverified => "unverified",
+            IdentityOutcome::TimedOut => "timeout",
+        }
+    }
+
+    fn rule(self) -> Option<&'static Rule> {
+        match self {
+            IdentityOutcome::Unresolved => Some(&rules::ID_UNRESOLVED),
+            IdentityOutcome::NodeRole => Some(&rules::ID_NODE_ROLE),
+            IdentityOutcome::OwnRole => Some(&rules::ID_RESOLVED),
+            IdentityOutcome::Unverified => Some(&rules::ID_UNVERIFIED),
+            IdentityOutcome::TimedOut => None,
+        }
+    }
+
+    fn status(self) -> ProbeStatus {
+        match self {
+            IdentityOutcome::Unresolved | IdentityOutcome::TimedOut => ProbeStatus::Unknown,
+            IdentityOutcome::NodeRole => ProbeStatus::Leak,
+            IdentityOutcome::OwnRole | IdentityOutcome::Unverified => ProbeStatus::Ok,
+        }
+    }
+}
 
 /// What the chain (and STS) said; judged later against the IMDS role name.
 #[derive(Debug, Default)]
@@ -128,6 +175,72 @@ pub(crate) async fn probe(
         Ok(Ok(out)) => obs.arn = out.arn().map(str::to_owned),
     }
     obs
+}
+
+/// Judges what the chain and STS said against the role names the IMDS
+/// probes read (`imds_roles`). Pure.
+pub(crate) fn classify(
+    obs: &IdentityObservation,
+    imds_roles: &[String],
+    in_kubernetes: bool,
+) -> Observation<IdentityOutcome> {
+    let Some(source) = &obs.source else {
+        let err = obs.chain_error.clone().unwrap_or_default();
+        return Observation::same(IdentityOutcome::Unresolved, err);
+    };
+    let key = obs.key_id_hint.clone().unwrap_or_default();
+    let chain_imds_role = source.strip_prefix("imds:").map(str::to_owned);
+    let sts_role = obs.arn.as_deref().and_then(role_of_arn).map(str::to_owned);
+    let node_role = chain_imds_role.clone().or_else(|| {
+        sts_role
+            .as_ref()
+            .filter(|r| imds_roles.iter().any(|i| i == *r))
+            .cloned()
+    });
+    let who = obs
+        .arn
+        .clone()
+        .map(|a| format!(", STS: {a}"))
+        .unwrap_or_default();
+    if let Some(role) = node_role {
+        let text = format!("chain source {source} (AccessKeyId {key}){who}: node role {role}");
+        let seen = Observation::same(IdentityOutcome::NodeRole, text);
+        return if chain_imds_role.is_some() && !in_kubernetes {
+            seen.with_severity(Severity::Info).with_title(
+                "the credentials resolved here are the instance role (not in a Kubernetes pod)",
+            )
+        } else {
+            seen
+        };
+    }
+    match (&obs.arn, &obs.sts_error) {
+        (Some(arn), _) => {
+            let node = if imds_roles.is_empty() {
+                "node role not readable from here".to_owned()
+            } else {
+                format!("node role {}", imds_roles.join(", "))
+            };
+            Observation::same(
+                IdentityOutcome::OwnRole,
+                format!("chain source {source} (AccessKeyId {key}): {arn}; {node}"),
+            )
+        }
+        (None, Some(err)) => Observation::same(
+            IdentityOutcome::Unverified,
+            format!("chain source {source} (AccessKeyId {key}); {err}"),
+        ),
+        (None, None) => {
+            let why = if obs.sts_skipped {
+                "STS not asked (--no-sts)"
+            } else {
+                "STS returned no ARN"
+            };
+            Observation::same(
+                IdentityOutcome::Unverified,
+                format!("chain source {source} (AccessKeyId {key}); {why}"),
+            )
+        }
+    }
 }
 
 /// The role name of an `assumed-role` ARN (`arn:aws:sts::1:assumed-role/ROLE/session`)

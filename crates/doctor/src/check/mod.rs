@@ -35,12 +35,14 @@
 //! # Ok(()) }
 //! ```
 
+mod host_network;
 pub mod http;
 mod identity;
 mod imds;
 pub mod pod_identity;
 mod probe;
 mod shadow;
+mod summary;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -51,18 +53,21 @@ use eks_pod_identity_provider::{Env, ProcessEnv};
 use tokio::time::{timeout_at, Instant};
 use url::{Host, Url};
 
-use crate::report::{Command, Finding, Location, ProbeStatus, Report, Severity};
-use crate::rules;
+use crate::report::{Command, Report};
+
+use identity::IdentityOutcome;
+use imds::ImdsOutcome;
+use pod_identity::{AgentOutcome, EnvOutcome, TokenOutcome, AGENT_PROBE, ENV_PROBE, TOKEN_PROBE};
+use probe::Probe;
 
 pub use identity::role_of_arn;
-use probe::Probe;
 
 /// Probe name of the IPv4 IMDS probe.
 pub const PROBE_IMDS_IPV4: &str = "imds-ipv4";
 /// Probe name of the IPv6 IMDS probe.
 pub const PROBE_IMDS_IPV6: &str = "imds-ipv6";
 /// Probe name of the host-network hint.
-pub const PROBE_HOST_NETWORK: &str = "host-network";
+pub const PROBE_HOST_NETWORK: &str = host_network::PROBE;
 /// Probe name of the identity probe.
 pub const PROBE_IDENTITY: &str = identity::PROBE;
 
@@ -189,43 +194,6 @@ fn imds_endpoints(opts: &CheckOptions) -> Result<(Url, Url), CheckError> {
     Ok((v4, v6))
 }
 
-fn host_network(opts: &CheckOptions) -> Probe {
-    let mut p = Probe::new(PROBE_HOST_NETWORK, None);
-    let pod = opts.env.non_empty(&opts.pod_ip_env);
-    let host = opts.env.non_empty(&opts.host_ip_env);
-    match (pod, host) {
-        (Some(pod), Some(host)) if pod.trim() == host.trim() => {
-            let text = format!(
-                "{}={pod} equals {}={host}",
-                opts.pod_ip_env, opts.host_ip_env
-            );
-            p.finding(Finding::new(
-                &rules::ID_HOST_NETWORK,
-                text.clone(),
-                Location::probe(PROBE_HOST_NETWORK, None),
-            ));
-            p.outcome("host_network", ProbeStatus::Leak, text);
-        }
-        (Some(pod), Some(host)) => p.outcome(
-            "pod_network",
-            ProbeStatus::Ok,
-            format!(
-                "{}={pod}, {}={host}: not on the host network",
-                opts.pod_ip_env, opts.host_ip_env
-            ),
-        ),
-        _ => p.outcome(
-            "unknown",
-            ProbeStatus::Unknown,
-            format!(
-                "{} / {} not set (expose status.podIP and status.hostIP through the downward API)",
-                opts.pod_ip_env, opts.host_ip_env
-            ),
-        ),
-    }
-    p
-}
-
 /// Runs every probe and returns the report (findings sorted, probes in a fixed order).
 ///
 /// What the probes find is in the report, never an error.
@@ -288,8 +256,6 @@ pub async fn run_check(opts: &CheckOptions) -> Result<Report, CheckError> {
 
     let mut report = Report::new(Command::Check);
     let mut roles = Vec::new();
-    let timed_out =
-        |name: &'static str, target: Option<String>| timed_out_probe(name, target, opts.timeout);
 
     for (name, url, res) in [
         (PROBE_IMDS_IPV4, &v4, Some(imds4)),
@@ -300,35 +266,31 @@ pub async fn run_check(opts: &CheckOptions) -> Result<Report, CheckError> {
     match pi {
         Ok(obs) => obs.probes.into_iter().for_each(|p| p.finish(&mut report)),
         Err(_) => {
-            for name in [
-                pod_identity::ENV_PROBE,
-                pod_identity::TOKEN_PROBE,
-                pod_identity::AGENT_PROBE,
-            ] {
-                timed_out(name, None).finish(&mut report);
-            }
+            let budget = opts.timeout;
+            probe::timed_out(ENV_PROBE, None, EnvOutcome::TimedOut, budget).finish(&mut report);
+            probe::timed_out(TOKEN_PROBE, None, TokenOutcome::TimedOut, budget).finish(&mut report);
+            probe::timed_out(AGENT_PROBE, None, AgentOutcome::TimedOut, budget).finish(&mut report);
         }
     }
     shadow::probe(&*opts.env).finish(&mut report);
     match id {
-        Ok(obs) => judge_identity(opts, &obs, &roles).finish(&mut report),
-        Err(_) => timed_out(PROBE_IDENTITY, None).finish(&mut report),
+        Ok(obs) => {
+            let in_kubernetes = opts.env.non_empty(vars::KUBERNETES_SERVICE_HOST).is_some();
+            let mut p = Probe::new(PROBE_IDENTITY, None);
+            p.record(identity::classify(&obs, &roles, in_kubernetes));
+            p.finish(&mut report);
+        }
+        Err(_) => probe::timed_out(
+            PROBE_IDENTITY,
+            None,
+            IdentityOutcome::TimedOut,
+            opts.timeout,
+        )
+        .finish(&mut report),
     }
-    host_network(opts).finish(&mut report);
+    host_network::probe(&*opts.env, &opts.pod_ip_env, &opts.host_ip_env).finish(&mut report);
     report.sort();
     Ok(report)
-}
-
-/// A probe still running when the whole check's budget ran out (something
-/// unbounded, such as a DNS lookup, held it): its own outcome, not a guess.
-fn timed_out_probe(name: &'static str, target: Option<String>, budget: Duration) -> Probe {
-    let mut p = Probe::new(name, target);
-    p.outcome(
-        "timeout",
-        ProbeStatus::Unknown,
-        format!("did not finish within {} ms", budget.as_millis()),
-    );
-    p
 }
 
 /// What an IMDS probe contributes: its observation, a `timeout`, or `skipped`
@@ -341,31 +303,25 @@ fn imds_result(
 ) -> imds::ImdsObservation {
     match res {
         Some(Ok(obs)) => obs,
-        Some(Err(_)) => {
-            // Exposure unknown: a finding, so the report does not read as clean.
-            let shown = imds::display(url);
-            let mut p = timed_out_probe(name, Some(shown.clone()), budget);
-            p.finding(Finding::new(
-                &rules::IMDS_UNEXPECTED,
-                format!(
-                    "the probe did not finish within the check's {} ms",
-                    budget.as_millis()
-                ),
-                Location::probe(name, Some(shown)),
-            ));
-            imds::ImdsObservation {
-                probe: p,
-                role: None,
-            }
-        }
-        None => {
-            let mut p = Probe::new(name, Some(imds::display(url)));
-            p.outcome("skipped", ProbeStatus::Skipped, "--no-ipv6");
-            imds::ImdsObservation {
-                probe: p,
-                role: None,
-            }
-        }
+        // Exposure unknown: a finding, so the report does not read as clean.
+        Some(Err(_)) => imds::ImdsObservation {
+            probe: probe::timed_out(
+                name,
+                Some(imds::display(url)),
+                ImdsOutcome::TimedOut,
+                budget,
+            ),
+            role: None,
+        },
+        None => imds::ImdsObservation {
+            probe: probe::skipped(
+                name,
+                Some(imds::display(url)),
+                ImdsOutcome::Skipped,
+                "--no-ipv6",
+            ),
+            role: None,
+        },
     }
 }
 
@@ -377,79 +333,10 @@ impl imds::ImdsObservation {
     }
 }
 
-fn judge_identity(
-    opts: &CheckOptions,
-    obs: &identity::IdentityObservation,
-    imds_roles: &[String],
-) -> Probe {
-    let mut p = Probe::new(PROBE_IDENTITY, None);
-    let loc = || Location::probe(PROBE_IDENTITY, None);
-    let in_kubernetes = opts.env.non_empty(vars::KUBERNETES_SERVICE_HOST).is_some();
-    let Some(source) = &obs.source else {
-        let err = obs.chain_error.clone().unwrap_or_default();
-        p.finding(Finding::new(&rules::ID_UNRESOLVED, err.clone(), loc()));
-        p.outcome("unresolved", ProbeStatus::Unknown, err);
-        return p;
-    };
-    let key = obs.key_id_hint.clone().unwrap_or_default();
-    let chain_imds_role = source.strip_prefix("imds:").map(str::to_owned);
-    let sts_role = obs.arn.as_deref().and_then(role_of_arn).map(str::to_owned);
-    let node_role = chain_imds_role.clone().or_else(|| {
-        sts_role
-            .as_ref()
-            .filter(|r| imds_roles.iter().any(|i| i == *r))
-            .cloned()
-    });
-    let who = obs
-        .arn
-        .clone()
-        .map(|a| format!(", STS: {a}"))
-        .unwrap_or_default();
-    if let Some(role) = node_role {
-        let text = format!("chain source {source} (AccessKeyId {key}){who}: node role {role}");
-        let mut f = Finding::new(&rules::ID_NODE_ROLE, text.clone(), loc());
-        if chain_imds_role.is_some() && !in_kubernetes {
-            f = f.with_severity(Severity::Info).with_title(
-                "the credentials resolved here are the instance role (not in a Kubernetes pod)",
-            );
-        }
-        p.finding(f);
-        p.outcome("node_role", ProbeStatus::Leak, text);
-        return p;
-    }
-    match (&obs.arn, &obs.sts_error) {
-        (Some(arn), _) => {
-            let node = if imds_roles.is_empty() {
-                "node role not readable from here".to_owned()
-            } else {
-                format!("node role {}", imds_roles.join(", "))
-            };
-            let text = format!("chain source {source} (AccessKeyId {key}): {arn}; {node}");
-            p.finding(Finding::new(&rules::ID_RESOLVED, text.clone(), loc()));
-            p.outcome("own_role", ProbeStatus::Ok, text);
-        }
-        (None, Some(err)) => {
-            let text = format!("chain source {source} (AccessKeyId {key}); {err}");
-            p.finding(Finding::new(&rules::ID_UNVERIFIED, text.clone(), loc()));
-            p.outcome("unverified", ProbeStatus::Ok, text);
-        }
-        (None, None) => {
-            let why = if obs.sts_skipped {
-                "STS not asked (--no-sts)"
-            } else {
-                "STS returned no ARN"
-            };
-            let text = format!("chain source {source} (AccessKeyId {key}); {why}");
-            p.finding(Finding::new(&rules::ID_UNVERIFIED, text.clone(), loc()));
-            p.outcome("unverified", ProbeStatus::Ok, text);
-        }
-    }
-    p
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{ProbeStatus, Severity};
 
     #[tokio::test]
     async fn a_probe_cut_off_by_the_overall_budget_is_a_timeout_outcome() {

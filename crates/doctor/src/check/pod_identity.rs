@@ -1,5 +1,11 @@
 //! Pod Identity probes: the env, the token, the agent.
+//!
+//! Each has its outcome enum (`EnvOutcome`, `TokenOutcome`, `AgentOutcome`)
+//! and a pure classify step (`classify_endpoint`, `classify_token`,
+//! `classify_agent`) after its I/O (resolving the endpoint, reading the token
+//! file, calling the agent).
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -10,11 +16,11 @@ use eks_pod_identity_provider::config::{
 use eks_pod_identity_provider::Env;
 use tokio::time::Instant;
 
-use super::http::{self, HttpError, Target};
-use super::imds::credentials_summary;
-use super::probe::{fmt_time, Probe};
-use crate::report::{Finding, Location, ProbeStatus, Severity};
-use crate::rules;
+use super::http::{self, HttpError, Response, Target};
+use super::probe::{fmt_time, Observation, Outcome, Probe};
+use super::summary::credentials_summary;
+use crate::report::{ProbeStatus, Severity};
+use crate::rules::{self, Rule};
 
 /// The audience EKS Auth accepts.
 pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
@@ -108,10 +114,172 @@ pub fn decode_claims(raw: &str) -> Result<TokenClaims, TokenShapeError> {
     })
 }
 
+/// What the `pod-identity-env` probe can observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EnvOutcome {
+    /// Neither the endpoint nor the token variable is set, in a Kubernetes pod.
+    NotConfigured,
+    /// Neither is set, and this is not a Kubernetes pod: nothing to judge.
+    NotConfiguredOutsideKubernetes,
+    /// The endpoint variable is invalid, or its host resolves to an address
+    /// plain http is not allowed to.
+    EndpointInvalid,
+    /// The endpoint is set and allowed.
+    Configured,
+    /// The probe did not finish within the check's budget.
+    TimedOut,
+}
+
+impl Outcome for EnvOutcome {
+    fn name(self) -> &'static str {
+        match self {
+            EnvOutcome::NotConfigured | EnvOutcome::NotConfiguredOutsideKubernetes => {
+                "not_configured"
+            }
+            EnvOutcome::EndpointInvalid => "endpoint_invalid",
+            EnvOutcome::Configured => "configured",
+            EnvOutcome::TimedOut => "timeout",
+        }
+    }
+
+    fn rule(self) -> Option<&'static Rule> {
+        match self {
+            EnvOutcome::NotConfigured | EnvOutcome::NotConfiguredOutsideKubernetes => {
+                Some(&rules::PI_NOT_CONFIGURED)
+            }
+            EnvOutcome::EndpointInvalid => Some(&rules::PI_ENDPOINT_INVALID),
+            EnvOutcome::Configured | EnvOutcome::TimedOut => None,
+        }
+    }
+
+    fn status(self) -> ProbeStatus {
+        match self {
+            EnvOutcome::NotConfigured | EnvOutcome::EndpointInvalid => ProbeStatus::Misconfigured,
+            EnvOutcome::NotConfiguredOutsideKubernetes | EnvOutcome::TimedOut => {
+                ProbeStatus::Unknown
+            }
+            EnvOutcome::Configured => ProbeStatus::Ok,
+        }
+    }
+}
+
+/// What the `pod-identity-token` probe can observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenOutcome {
+    /// Neither the token file nor the token variable is set.
+    NotSet,
+    /// The token file cannot be read, or is empty.
+    Unreadable,
+    /// The token is not JWT-shaped.
+    Malformed,
+    /// The token's audience is not Pod Identity's.
+    WrongAudience,
+    /// The token has expired.
+    Expired,
+    /// Audience and expiry are right.
+    Valid,
+    /// Pod Identity is not configured.
+    Skipped,
+    /// The probe did not finish within the check's budget.
+    TimedOut,
+}
+
+impl Outcome for TokenOutcome {
+    fn name(self) -> &'static str {
+        match self {
+            TokenOutcome::NotSet => "token_not_set",
+            TokenOutcome::Unreadable => "token_unreadable",
+            TokenOutcome::Malformed => "token_malformed",
+            TokenOutcome::WrongAudience => "token_wrong_audience",
+            TokenOutcome::Expired => "token_expired",
+            TokenOutcome::Valid => "token_valid",
+            TokenOutcome::Skipped => "skipped",
+            TokenOutcome::TimedOut => "timeout",
+        }
+    }
+
+    fn rule(self) -> Option<&'static Rule> {
+        match self {
+            TokenOutcome::NotSet => Some(&rules::PI_TOKEN_NOT_SET),
+            TokenOutcome::Unreadable => Some(&rules::PI_TOKEN_UNREADABLE),
+            TokenOutcome::Malformed => Some(&rules::PI_TOKEN_MALFORMED),
+            TokenOutcome::WrongAudience => Some(&rules::PI_TOKEN_WRONG_AUDIENCE),
+            TokenOutcome::Expired => Some(&rules::PI_TOKEN_EXPIRED),
+            TokenOutcome::Valid | TokenOutcome::Skipped | TokenOutcome::TimedOut => None,
+        }
+    }
+
+    fn status(self) -> ProbeStatus {
+        match self {
+            TokenOutcome::NotSet
+            | TokenOutcome::Unreadable
+            | TokenOutcome::Malformed
+            | TokenOutcome::WrongAudience
+            | TokenOutcome::Expired => ProbeStatus::Misconfigured,
+            TokenOutcome::Valid => ProbeStatus::Ok,
+            TokenOutcome::Skipped => ProbeStatus::Skipped,
+            TokenOutcome::TimedOut => ProbeStatus::Unknown,
+        }
+    }
+}
+
+/// What the `pod-identity-agent` probe can observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AgentOutcome {
+    /// 200 with a credentials document.
+    Ok,
+    /// An error status, or 200 with something else.
+    Error,
+    /// Connected, but no answer before the deadline.
+    NoAnswer,
+    /// Not resolvable or not reachable.
+    Unreachable,
+    /// Not called (no valid endpoint, no usable token, https, or not configured).
+    Skipped,
+    /// The probe did not finish within the check's budget.
+    TimedOut,
+}
+
+impl Outcome for AgentOutcome {
+    fn name(self) -> &'static str {
+        match self {
+            AgentOutcome::Ok => "agent_ok",
+            AgentOutcome::Error => "agent_error",
+            AgentOutcome::NoAnswer => "agent_no_answer",
+            AgentOutcome::Unreachable => "agent_unreachable",
+            AgentOutcome::Skipped => "skipped",
+            AgentOutcome::TimedOut => "timeout",
+        }
+    }
+
+    fn rule(self) -> Option<&'static Rule> {
+        match self {
+            AgentOutcome::Ok => Some(&rules::PI_AGENT_OK),
+            AgentOutcome::Error => Some(&rules::PI_AGENT_ERROR),
+            AgentOutcome::NoAnswer | AgentOutcome::Unreachable => {
+                Some(&rules::PI_AGENT_UNREACHABLE)
+            }
+            AgentOutcome::Skipped | AgentOutcome::TimedOut => None,
+        }
+    }
+
+    fn status(self) -> ProbeStatus {
+        match self {
+            AgentOutcome::Ok => ProbeStatus::Ok,
+            AgentOutcome::Error | AgentOutcome::NoAnswer | AgentOutcome::Unreachable => {
+                ProbeStatus::Misconfigured
+            }
+            AgentOutcome::Skipped => ProbeStatus::Skipped,
+            AgentOutcome::TimedOut => ProbeStatus::Unknown,
+        }
+    }
+}
+
 pub(crate) struct PodIdentityObservation {
     pub probes: Vec<Probe>,
 }
 
+/// Runs the three Pod Identity probes: the env, the token, the agent.
 pub(crate) async fn probe(
     env: &dyn Env,
     now: SystemTime,
@@ -122,53 +290,22 @@ pub(crate) async fn probe(
     let mut env_p = Probe::new(ENV_PROBE, None);
     let mut token_p = Probe::new(TOKEN_PROBE, None);
     let mut agent_p = Probe::new(AGENT_PROBE, None);
-    let env_loc = |target: Option<String>| Location::probe(ENV_PROBE, target);
 
     let config = match container_credentials_from_env(env) {
         Ok(None) => {
-            let mut f = Finding::new(
-                &rules::PI_NOT_CONFIGURED,
-                format!("{} and {} are not set", vars::FULL_URI, vars::TOKEN_FILE),
-                env_loc(None),
-            );
-            if !in_kubernetes {
-                f = f.with_severity(Severity::Info);
-            }
-            env_p.finding(f);
-            env_p.outcome(
-                "not_configured",
-                if in_kubernetes {
-                    ProbeStatus::Misconfigured
-                } else {
-                    ProbeStatus::Unknown
-                },
-                "Pod Identity env not set",
-            );
-            token_p.outcome(
-                "skipped",
-                ProbeStatus::Skipped,
-                "Pod Identity not configured",
-            );
-            agent_p.outcome(
-                "skipped",
-                ProbeStatus::Skipped,
-                "Pod Identity not configured",
-            );
+            env_p.record(not_configured(in_kubernetes));
+            let why = "Pod Identity not configured";
+            token_p.record(Observation::same(TokenOutcome::Skipped, why));
+            agent_p.record(Observation::same(AgentOutcome::Skipped, why));
             return PodIdentityObservation {
                 probes: vec![env_p, token_p, agent_p],
             };
         }
         Err(e) => {
-            env_p.finding(Finding::new(
-                &rules::PI_ENDPOINT_INVALID,
+            env_p.record(Observation::same(
+                EnvOutcome::EndpointInvalid,
                 e.to_string(),
-                env_loc(None),
             ));
-            env_p.outcome(
-                "endpoint_invalid",
-                ProbeStatus::Misconfigured,
-                e.to_string(),
-            );
             None
         }
         Ok(Some(c)) => Some(c),
@@ -176,52 +313,18 @@ pub(crate) async fn probe(
 
     let mut endpoint_ok = false;
     if let Some(c) = &config {
-        let uri = c.endpoint.uri().to_string();
-        if c.endpoint.must_resolve_to_allowed() {
-            match Target::from_url(c.endpoint.uri()).await {
-                Ok(t) => {
-                    let bad: Vec<String> = t
-                        .addrs
-                        .iter()
-                        .filter(|a| !is_allowed_http_ip(a.ip()))
-                        .map(|a| a.ip().to_string())
-                        .collect();
-                    if bad.is_empty() {
-                        endpoint_ok = true;
-                    } else {
-                        let text = format!(
-                            "{}={uri}: the host resolves to {} (plain http is allowed only to loopback and the agent/ECS addresses)",
-                            c.endpoint_var,
-                            bad.join(", ")
-                        );
-                        env_p.finding(Finding::new(
-                            &rules::PI_ENDPOINT_INVALID,
-                            text.clone(),
-                            env_loc(Some(uri.clone())),
-                        ));
-                        env_p.outcome("endpoint_invalid", ProbeStatus::Misconfigured, text);
-                    }
-                }
-                Err(e) => {
-                    let text = format!("{}={uri}: {e}", c.endpoint_var);
-                    env_p.finding(Finding::new(
-                        &rules::PI_ENDPOINT_INVALID,
-                        text.clone(),
-                        env_loc(Some(uri.clone())),
-                    ));
-                    env_p.outcome("endpoint_invalid", ProbeStatus::Misconfigured, text);
-                }
-            }
+        let resolved = if c.endpoint.must_resolve_to_allowed() {
+            Some(
+                Target::from_url(c.endpoint.uri())
+                    .await
+                    .map(|t| t.addrs.iter().map(|a| a.ip()).collect::<Vec<_>>()),
+            )
         } else {
-            endpoint_ok = true;
-        }
-        if endpoint_ok {
-            env_p.outcome(
-                "configured",
-                ProbeStatus::Ok,
-                format!("{}={uri}", c.endpoint_var),
-            );
-        }
+            None
+        };
+        let seen = classify_endpoint(c, resolved.as_ref());
+        endpoint_ok = seen.outcome == EnvOutcome::Configured;
+        env_p.record(seen);
     }
 
     // The token: from the file (preferred) or the value.
@@ -229,105 +332,166 @@ pub(crate) async fn probe(
         .as_ref()
         .map(|c| c.token.clone())
         .unwrap_or_else(|| token_from_env(env));
-    let token = check_token(&mut token_p, token_source, now);
+    let (seen, token) = classify_token(&read_token(token_source), now);
+    token_p.record_all(seen);
 
     match (&config, endpoint_ok, token) {
         (Some(c), true, Some(token)) => {
             call_agent(&mut agent_p, c, &token, connect_timeout, deadline).await
         }
-        (_, _, None) => agent_p.outcome("skipped", ProbeStatus::Skipped, "no usable token"),
-        _ => agent_p.outcome("skipped", ProbeStatus::Skipped, "no valid endpoint"),
+        (_, _, None) => agent_p.record(Observation::same(AgentOutcome::Skipped, "no usable token")),
+        _ => agent_p.record(Observation::same(
+            AgentOutcome::Skipped,
+            "no valid endpoint",
+        )),
     }
     PodIdentityObservation {
         probes: vec![env_p, token_p, agent_p],
     }
 }
 
-/// Checks the token; returns it when it can be sent to the agent at all
-/// (present and JWT-shaped: an expired or wrong-audience token is still sent,
-/// so the agent's own answer is reported too).
-fn check_token(p: &mut Probe, source: Option<TokenSource>, now: SystemTime) -> Option<String> {
-    let (raw, origin, target) = match source {
-        None => {
-            p.finding(Finding::new(
-                &rules::PI_TOKEN_NOT_SET,
-                format!("neither {} nor {} is set", vars::TOKEN_FILE, vars::TOKEN),
-                Location::probe(TOKEN_PROBE, None),
-            ));
-            p.outcome(
-                "token_not_set",
-                ProbeStatus::Misconfigured,
-                "no token configured",
-            );
-            return None;
+/// Neither variable set: a problem in a Kubernetes pod, a note elsewhere.
+pub(crate) fn not_configured(in_kubernetes: bool) -> Observation<EnvOutcome> {
+    let evidence = format!("{} and {} are not set", vars::FULL_URI, vars::TOKEN_FILE);
+    let detail = "Pod Identity env not set";
+    if in_kubernetes {
+        Observation::new(EnvOutcome::NotConfigured, evidence, detail)
+    } else {
+        Observation::new(EnvOutcome::NotConfiguredOutsideKubernetes, evidence, detail)
+            .with_severity(Severity::Info)
+    }
+}
+
+/// Whether a configured endpoint may be used: `resolved` holds the addresses
+/// its host resolved to (`None`: it needs no resolution). Pure.
+pub(crate) fn classify_endpoint(
+    c: &ContainerCredentialsEnv,
+    resolved: Option<&Result<Vec<IpAddr>, HttpError>>,
+) -> Observation<EnvOutcome> {
+    let uri = c.endpoint.uri().to_string();
+    let invalid = |text: String| {
+        Observation::same(EnvOutcome::EndpointInvalid, text).with_target(Some(uri.clone()))
+    };
+    match resolved {
+        Some(Ok(ips)) => {
+            let bad: Vec<String> = ips
+                .iter()
+                .filter(|ip| !is_allowed_http_ip(**ip))
+                .map(|ip| ip.to_string())
+                .collect();
+            if !bad.is_empty() {
+                return invalid(format!(
+                    "{}={uri}: the host resolves to {} (plain http is allowed only to loopback and the agent/ECS addresses)",
+                    c.endpoint_var,
+                    bad.join(", ")
+                ));
+            }
         }
+        Some(Err(e)) => return invalid(format!("{}={uri}: {e}", c.endpoint_var)),
+        None => {}
+    }
+    Observation::same(EnvOutcome::Configured, format!("{}={uri}", c.endpoint_var))
+}
+
+/// What reading the token gave.
+#[derive(Debug)]
+pub(crate) enum TokenRead {
+    /// Neither the file nor the value is set.
+    NotSet,
+    /// The file (as shown) is empty.
+    FileEmpty(String),
+    /// The file (as shown) cannot be read: why.
+    FileError(String, String),
+    /// The token text, where it came from (`VAR=path` or `VAR`), and the file shown.
+    Read {
+        raw: String,
+        origin: String,
+        file: Option<String>,
+    },
+}
+
+/// Reads the token from its file, or takes the value.
+fn read_token(source: Option<TokenSource>) -> TokenRead {
+    match source {
+        None => TokenRead::NotSet,
         Some(TokenSource::File(path)) => {
             let shown = path.display().to_string();
             match std::fs::read(&path) {
                 Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {
-                    p.finding(Finding::new(
-                        &rules::PI_TOKEN_UNREADABLE,
-                        format!("{}={shown}: the file is empty", vars::TOKEN_FILE),
-                        Location::probe(TOKEN_PROBE, Some(shown.clone())),
-                    ));
-                    p.outcome(
-                        "token_unreadable",
-                        ProbeStatus::Misconfigured,
-                        "token file empty",
-                    );
-                    return None;
+                    TokenRead::FileEmpty(shown)
                 }
-                Ok(bytes) => (
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                    format!("{}={shown}", vars::TOKEN_FILE),
-                    Some(shown),
-                ),
-                Err(e) => {
-                    p.finding(Finding::new(
-                        &rules::PI_TOKEN_UNREADABLE,
-                        format!("{}={shown}: {e}", vars::TOKEN_FILE),
-                        Location::probe(TOKEN_PROBE, Some(shown.clone())),
-                    ));
-                    p.outcome(
-                        "token_unreadable",
-                        ProbeStatus::Misconfigured,
-                        format!("token file: {e}"),
-                    );
-                    return None;
-                }
+                Ok(bytes) => TokenRead::Read {
+                    raw: String::from_utf8_lossy(&bytes).into_owned(),
+                    origin: format!("{}={shown}", vars::TOKEN_FILE),
+                    file: Some(shown),
+                },
+                Err(e) => TokenRead::FileError(shown, e.to_string()),
             }
         }
-        Some(TokenSource::Value(secret)) => {
-            (secret.expose().to_owned(), vars::TOKEN.to_owned(), None)
+        Some(TokenSource::Value(secret)) => TokenRead::Read {
+            raw: secret.expose().to_owned(),
+            origin: vars::TOKEN.to_owned(),
+            file: None,
+        },
+    }
+}
+
+/// Judges the token; returns it too when it can be sent to the agent at all
+/// (present and JWT-shaped: an expired or wrong-audience token is still sent,
+/// so the agent's own answer is reported too). Pure.
+pub(crate) fn classify_token(
+    read: &TokenRead,
+    now: SystemTime,
+) -> (Vec<Observation<TokenOutcome>>, Option<String>) {
+    let (raw, origin, target) = match read {
+        TokenRead::NotSet => {
+            let seen = Observation::new(
+                TokenOutcome::NotSet,
+                format!("neither {} nor {} is set", vars::TOKEN_FILE, vars::TOKEN),
+                "no token configured",
+            );
+            return (vec![seen], None);
         }
+        TokenRead::FileEmpty(shown) => {
+            let seen = Observation::new(
+                TokenOutcome::Unreadable,
+                format!("{}={shown}: the file is empty", vars::TOKEN_FILE),
+                "token file empty",
+            )
+            .with_target(Some(shown.clone()));
+            return (vec![seen], None);
+        }
+        TokenRead::FileError(shown, e) => {
+            let seen = Observation::new(
+                TokenOutcome::Unreadable,
+                format!("{}={shown}: {e}", vars::TOKEN_FILE),
+                format!("token file: {e}"),
+            )
+            .with_target(Some(shown.clone()));
+            return (vec![seen], None);
+        }
+        TokenRead::Read { raw, origin, file } => (raw, origin, file),
     };
-    let loc = || Location::probe(TOKEN_PROBE, target.clone());
-    let claims = match decode_claims(&raw) {
+    let claims = match decode_claims(raw) {
         Ok(c) => c,
         Err(e) => {
-            p.finding(Finding::new(
-                &rules::PI_TOKEN_MALFORMED,
+            let seen = Observation::new(
+                TokenOutcome::Malformed,
                 format!("{origin}: {e}"),
-                loc(),
-            ));
-            p.outcome("token_malformed", ProbeStatus::Misconfigured, e.to_string());
-            return None;
+                e.to_string(),
+            )
+            .with_target(target.clone());
+            return (vec![seen], None);
         }
     };
+    let mut seen = Vec::new();
     let sub = claims.sub.clone().unwrap_or_else(|| "no sub".into());
-    let mut good = true;
     if !claims.aud.iter().any(|a| a == POD_IDENTITY_AUDIENCE) {
-        good = false;
         let text = format!(
             "{origin}: aud {:?}, expected {POD_IDENTITY_AUDIENCE}",
             claims.aud
         );
-        p.finding(Finding::new(
-            &rules::PI_TOKEN_WRONG_AUDIENCE,
-            text.clone(),
-            loc(),
-        ));
-        p.outcome("token_wrong_audience", ProbeStatus::Misconfigured, text);
+        seen.push(Observation::same(TokenOutcome::WrongAudience, text).with_target(target.clone()));
     }
     let now_s = now
         .duration_since(UNIX_EPOCH)
@@ -339,21 +503,21 @@ fn check_token(p: &mut Probe, source: Option<TokenSource>, now: SystemTime) -> O
         .unwrap_or_else(|| "no exp claim".into());
     if let Some(exp) = claims.exp {
         if exp <= now_s {
-            good = false;
             let text = format!("{origin}: expired at {exp_text} ({sub})");
-            p.finding(Finding::new(&rules::PI_TOKEN_EXPIRED, text.clone(), loc()));
-            p.outcome("token_expired", ProbeStatus::Misconfigured, text);
+            seen.push(Observation::same(TokenOutcome::Expired, text).with_target(target.clone()));
         }
     }
-    if good {
-        p.outcome(
-            "token_valid",
-            ProbeStatus::Ok,
+    if seen.is_empty() {
+        seen.push(Observation::same(
+            TokenOutcome::Valid,
             format!("{origin}: {sub}, aud {POD_IDENTITY_AUDIENCE}, expires {exp_text}"),
-        );
+        ));
     }
-    let t = raw.strip_suffix('\n').unwrap_or(&raw);
-    Some(t.strip_suffix('\r').unwrap_or(t).trim().to_owned())
+    let t = raw.strip_suffix('\n').unwrap_or(raw);
+    (
+        seen,
+        Some(t.strip_suffix('\r').unwrap_or(t).trim().to_owned()),
+    )
 }
 
 async fn call_agent(
@@ -364,18 +528,14 @@ async fn call_agent(
     deadline: Instant,
 ) {
     let uri = c.endpoint.uri();
-    let shown = uri.to_string();
-    p.target = Some(shown.clone());
-    let loc = || Location::probe(AGENT_PROBE, Some(shown.clone()));
+    p.target = Some(uri.to_string());
     if uri.scheme() != "http" {
-        p.outcome(
-            "skipped",
-            ProbeStatus::Skipped,
+        p.record(Observation::same(
+            AgentOutcome::Skipped,
             "https endpoints are not probed (the agent speaks plain http)",
-        );
+        ));
         return;
     }
-    let redact = |s: &str| s.replace(token, "<token>");
     let result = match Target::from_url(uri).await {
         Ok(t) => {
             let mut path = uri.path().to_owned();
@@ -395,16 +555,24 @@ async fn call_agent(
         }
         Err(e) => Err(e),
     };
+    p.record(classify_agent(&result, token, uri.path()));
+}
+
+/// What the agent's answer to `GET path` means; `token` is redacted from
+/// anything shown. Pure.
+pub(crate) fn classify_agent(
+    result: &Result<Response, HttpError>,
+    token: &str,
+    path: &str,
+) -> Observation<AgentOutcome> {
+    let redact = |s: &str| s.replace(token, "<token>");
     match result {
         Ok(r) if r.status == 200 => {
-            let summary = credentials_summary(&r);
+            let summary = credentials_summary(r);
             if summary.starts_with("AccessKeyId") {
-                p.finding(Finding::new(&rules::PI_AGENT_OK, summary.clone(), loc()));
-                p.outcome("agent_ok", ProbeStatus::Ok, format!("200: {summary}"));
+                Observation::new(AgentOutcome::Ok, summary.clone(), format!("200: {summary}"))
             } else {
-                let text = format!("HTTP 200 with {summary}");
-                p.finding(Finding::new(&rules::PI_AGENT_ERROR, text.clone(), loc()));
-                p.outcome("agent_error", ProbeStatus::Misconfigured, text);
+                Observation::same(AgentOutcome::Error, format!("HTTP 200 with {summary}"))
             }
         }
         Ok(r) => {
@@ -419,22 +587,14 @@ async fn call_agent(
                 .chars()
                 .take(300)
                 .collect();
-            let text = format!("HTTP {}: {line}", r.status);
-            p.finding(Finding::new(&rules::PI_AGENT_ERROR, text.clone(), loc()));
-            p.outcome("agent_error", ProbeStatus::Misconfigured, text);
+            Observation::same(AgentOutcome::Error, format!("HTTP {}: {line}", r.status))
         }
         Err(e) => {
             let outcome = match e {
-                HttpError::NoAnswer => "agent_no_answer",
-                _ => "agent_unreachable",
+                HttpError::NoAnswer => AgentOutcome::NoAnswer,
+                _ => AgentOutcome::Unreachable,
             };
-            let text = redact(&format!("GET {}: {e}", uri.path()));
-            p.finding(Finding::new(
-                &rules::PI_AGENT_UNREACHABLE,
-                text.clone(),
-                loc(),
-            ));
-            p.outcome(outcome, ProbeStatus::Misconfigured, text);
+            Observation::same(outcome, redact(&format!("GET {path}: {e}")))
         }
     }
 }

@@ -1,12 +1,23 @@
-//! What every probe shares: a [`Probe`] in progress (findings, outcomes,
-//! worst status) and the redaction and time helpers their evidence uses.
+//! What every probe shares: the [`Outcome`] contract of the probes' outcome
+//! enums, the [`Observation`] a pure `classify` step returns, a [`Probe`] in
+//! progress (findings, outcomes, worst status), and the redaction and time
+//! helpers their evidence uses.
+//!
+//! Each probe is a unit: I/O steps that gather raw results, then a pure
+//! `classify(..)` that turns them into [`Observation`]s of the probe's own
+//! outcome enum. The enum alone decides each outcome's rule and status (an
+//! exhaustive `match`, so the compiler checks the whole matrix); an
+//! observation only adds what was seen (evidence, detail) and, where the
+//! context calls for it, a lower severity or a more specific title.
 
+use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use eks_pod_identity_provider::Env;
 
-use crate::report::{Finding, ProbeResult, ProbeStatus, Report};
+use crate::report::{Finding, Location, ProbeResult, ProbeStatus, Report, Severity};
+use crate::rules::Rule;
 
 /// An [`Env`] shared behind an `Arc` (the provider wants an owned `impl Env`).
 #[derive(Debug, Clone)]
@@ -31,6 +42,74 @@ pub(crate) fn fmt_time(t: SystemTime) -> String {
     let dt = dt.replace_nanosecond(0).unwrap_or(dt);
     dt.format(&::time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| dt.to_string())
+}
+
+/// One outcome a probe can observe: its stable name (the JSON and human
+/// output string), the rule of its finding (if it raises one) and the probe
+/// status it stands for.
+pub(crate) trait Outcome: Copy + fmt::Debug {
+    /// The stable outcome name, e.g. `token_put_unanswered`.
+    fn name(self) -> &'static str;
+    /// The rule of the finding this outcome raises; `None` raises none.
+    fn rule(self) -> Option<&'static Rule>;
+    /// The probe status this outcome stands for.
+    fn status(self) -> ProbeStatus;
+}
+
+/// An outcome and what was seen: the result of a probe's pure `classify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Observation<O> {
+    /// What happened.
+    pub outcome: O,
+    /// The finding's evidence (unused when the outcome raises no finding).
+    pub evidence: String,
+    /// The probe result's detail line (`""` adds none).
+    pub detail: String,
+    /// A severity other than the rule's default.
+    pub severity: Option<Severity>,
+    /// A more specific title than the rule's.
+    pub title: Option<&'static str>,
+    /// The finding's target when it differs from the probe's (a token file,
+    /// an endpoint the env names).
+    pub target: Option<String>,
+}
+
+impl<O: Outcome> Observation<O> {
+    /// An observation whose evidence and detail differ.
+    pub fn new(outcome: O, evidence: impl Into<String>, detail: impl Into<String>) -> Self {
+        Observation {
+            outcome,
+            evidence: evidence.into(),
+            detail: detail.into(),
+            severity: None,
+            title: None,
+            target: None,
+        }
+    }
+
+    /// An observation whose evidence is its detail.
+    pub fn same(outcome: O, text: impl Into<String>) -> Self {
+        let text = text.into();
+        Observation::new(outcome, text.clone(), text)
+    }
+
+    /// Overrides the finding's severity.
+    pub fn with_severity(mut self, severity: Severity) -> Self {
+        self.severity = Some(severity);
+        self
+    }
+
+    /// Overrides the finding's title.
+    pub fn with_title(mut self, title: &'static str) -> Self {
+        self.title = Some(title);
+        self
+    }
+
+    /// Sets the finding's target (the probe's is used otherwise).
+    pub fn with_target(mut self, target: Option<String>) -> Self {
+        self.target = target;
+        self
+    }
 }
 
 /// A probe in progress: its findings, outcomes and overall status.
@@ -69,30 +148,38 @@ impl Probe {
         }
     }
 
-    /// Adds a finding; returns its index.
-    pub fn finding(&mut self, f: Finding) -> usize {
-        self.findings.push(f);
-        self.findings.len() - 1
-    }
-
-    /// Records an outcome; the probe's status is the worst seen.
-    pub fn outcome(&mut self, name: &str, status: ProbeStatus, detail: impl Into<String>) {
-        self.outcomes.push(name.to_owned());
+    /// Records an observation: its finding (when the outcome has a rule), its
+    /// outcome name and detail; the probe's status is the worst seen.
+    pub fn record<O: Outcome>(&mut self, obs: Observation<O>) {
+        if let Some(rule) = obs.outcome.rule() {
+            let target = obs.target.or_else(|| self.target.clone());
+            let mut f = Finding::new(rule, obs.evidence, Location::probe(self.name, target));
+            if let Some(severity) = obs.severity {
+                f = f.with_severity(severity);
+            }
+            if let Some(title) = obs.title {
+                f = f.with_title(title);
+            }
+            self.findings.push(f);
+        }
+        self.outcomes.push(obs.outcome.name().to_owned());
+        let status = obs.outcome.status();
         if self
             .status
             .is_none_or(|s| how_worrying(status) > how_worrying(s))
         {
             self.status = Some(status);
         }
-        let d = detail.into();
-        if !d.is_empty() {
-            self.details.push(d);
+        if !obs.detail.is_empty() {
+            self.details.push(obs.detail);
         }
     }
 
-    /// Records an outcome that changes neither status nor detail.
-    pub fn note(&mut self, name: &str) {
-        self.outcomes.push(name.to_owned());
+    /// Records every observation, in order.
+    pub fn record_all<O: Outcome>(&mut self, all: impl IntoIterator<Item = Observation<O>>) {
+        for obs in all {
+            self.record(obs);
+        }
     }
 
     pub(crate) fn finish(self, report: &mut Report) {
@@ -108,4 +195,38 @@ impl Probe {
             detail: self.details.join("; "),
         });
     }
+}
+
+/// A probe still running when the whole check's budget ran out (something
+/// unbounded, such as a DNS lookup, held it): its own outcome, not a guess.
+/// `outcome` is the probe's `TimedOut`; the evidence of its finding (if it
+/// raises one) names the budget.
+pub(crate) fn timed_out<O: Outcome>(
+    name: &'static str,
+    target: Option<String>,
+    outcome: O,
+    budget: Duration,
+) -> Probe {
+    let mut p = Probe::new(name, target);
+    p.record(Observation::new(
+        outcome,
+        format!(
+            "the probe did not finish within the check's {} ms",
+            budget.as_millis()
+        ),
+        format!("did not finish within {} ms", budget.as_millis()),
+    ));
+    p
+}
+
+/// A probe that was not run: its `Skipped` outcome and why.
+pub(crate) fn skipped<O: Outcome>(
+    name: &'static str,
+    target: Option<String>,
+    outcome: O,
+    why: &str,
+) -> Probe {
+    let mut p = Probe::new(name, target);
+    p.record(Observation::same(outcome, why));
+    p
 }
