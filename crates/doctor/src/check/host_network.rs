@@ -96,11 +96,7 @@ mod tests {
             (PodNetwork, "pod_network", None, ProbeStatus::Ok),
             (Unknown, "unknown", None, ProbeStatus::Unknown),
         ];
-        for (outcome, name, rule, status) in table {
-            assert_eq!(outcome.name(), name, "{outcome:?}");
-            assert_eq!(outcome.rule().map(|r| r.id), rule, "{outcome:?}");
-            assert_eq!(outcome.status(), status, "{outcome:?}");
-        }
+        crate::check::probe::assert_matrix(&table);
     }
 
     #[test]

@@ -262,3 +262,98 @@ pub fn role_of_arn(arn: &str) -> Option<&str> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::probe::assert_matrix;
+
+    #[test]
+    fn outcome_matrix() {
+        use IdentityOutcome as I;
+        use ProbeStatus::{Leak, Ok, Unknown};
+        assert_matrix(&[
+            (I::Unresolved, "unresolved", Some("EPI-ID-002"), Unknown),
+            (I::NodeRole, "node_role", Some("EPI-ID-001"), Leak),
+            (I::OwnRole, "own_role", Some("EPI-ID-003"), Ok),
+            (I::Unverified, "unverified", Some("EPI-ID-004"), Ok),
+            (I::TimedOut, "timeout", None, Unknown),
+        ]);
+    }
+
+    fn resolved(source: &str, arn: Option<&str>) -> IdentityObservation {
+        IdentityObservation {
+            source: Some(source.into()),
+            key_id_hint: Some("ASIA…".into()),
+            arn: arn.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn classify_judges_the_identity_against_the_node_role() {
+        let node = ["node-role".to_owned()];
+        let unresolved = IdentityObservation {
+            chain_error: Some("no source".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            classify(&unresolved, &node, true),
+            Observation::same(IdentityOutcome::Unresolved, "no source")
+        );
+
+        // The chain fell back to IMDS: the node role, lowered outside Kubernetes.
+        let imds = resolved("imds:node-role", None);
+        let in_pod = classify(&imds, &[], true);
+        assert_eq!(
+            (in_pod.outcome, in_pod.severity),
+            (IdentityOutcome::NodeRole, None)
+        );
+        assert_eq!(
+            in_pod.evidence,
+            "chain source imds:node-role (AccessKeyId ASIA…): node role node-role"
+        );
+        let on_host = classify(&imds, &[], false);
+        assert_eq!(on_host.severity, Some(Severity::Info));
+        assert!(on_host.title.is_some());
+
+        // STS names the role the IMDS probes read.
+        let sts_node = resolved(
+            "pod-identity",
+            Some("arn:aws:sts::1:assumed-role/node-role/i-1"),
+        );
+        assert_eq!(
+            classify(&sts_node, &node, true).outcome,
+            IdentityOutcome::NodeRole
+        );
+
+        // Its own role.
+        let own = classify(
+            &resolved("pod-identity", Some("arn:aws:sts::1:assumed-role/app/s")),
+            &node,
+            true,
+        );
+        assert_eq!(own.outcome, IdentityOutcome::OwnRole);
+        assert_eq!(
+            own.evidence,
+            "chain source pod-identity (AccessKeyId ASIA…): arn:aws:sts::1:assumed-role/app/s; node role node-role"
+        );
+
+        // STS failed, or was not asked.
+        let mut failed = resolved("pod-identity", None);
+        failed.sts_error = Some("GetCallerIdentity: boom".into());
+        assert_eq!(
+            classify(&failed, &node, true).evidence,
+            "chain source pod-identity (AccessKeyId ASIA…); GetCallerIdentity: boom"
+        );
+        let mut skipped = resolved("pod-identity", None);
+        skipped.sts_skipped = true;
+        let seen = classify(&skipped, &node, true);
+        assert_eq!(seen.outcome, IdentityOutcome::Unverified);
+        assert!(
+            seen.evidence.ends_with("STS not asked (--no-sts)"),
+            "{}",
+            seen.evidence
+        );
+    }
+}

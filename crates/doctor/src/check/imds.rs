@@ -477,11 +477,7 @@ mod tests {
             (TimedOut, "timeout", Some("EPI-IMDS-016"), Unknown),
             (Skipped, "skipped", None, Skip),
         ];
-        for (outcome, name, rule, status) in table {
-            assert_eq!(outcome.name(), name, "{outcome:?}");
-            assert_eq!(outcome.rule().map(|r| r.id), rule, "{outcome:?}");
-            assert_eq!(outcome.status(), status, "{outcome:?}");
-        }
+        crate::check::probe::assert_matrix(&table);
     }
 
     fn resp(status: u16, body: &str) -> Result<Response, HttpError> {

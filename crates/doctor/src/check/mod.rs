@@ -43,6 +43,7 @@ pub mod pod_identity;
 mod probe;
 mod shadow;
 mod summary;
+mod token;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -57,8 +58,9 @@ use crate::report::{Command, Report};
 
 use identity::IdentityOutcome;
 use imds::ImdsOutcome;
-use pod_identity::{AgentOutcome, EnvOutcome, TokenOutcome, AGENT_PROBE, ENV_PROBE, TOKEN_PROBE};
+use pod_identity::{AgentOutcome, EnvOutcome, AGENT_PROBE, ENV_PROBE, TOKEN_PROBE};
 use probe::Probe;
+use token::TokenOutcome;
 
 pub use identity::role_of_arn;
 

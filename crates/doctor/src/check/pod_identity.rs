@@ -6,113 +6,27 @@
 //! file, calling the agent).
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use eks_pod_identity_provider::config::{
     container_credentials_from_env, is_allowed_http_ip, token_from_env, vars,
-    ContainerCredentialsEnv, TokenSource,
+    ContainerCredentialsEnv,
 };
 use eks_pod_identity_provider::Env;
 use tokio::time::Instant;
 
 use super::http::{self, HttpError, Response, Target};
-use super::probe::{fmt_time, Observation, Outcome, Probe};
+use super::probe::{Observation, Outcome, Probe};
 use super::summary::credentials_summary;
+use super::token::{classify_token, read_token, TokenOutcome};
+
+pub use super::token::{decode_claims, TokenClaims, TokenShapeError, POD_IDENTITY_AUDIENCE};
 use crate::report::{ProbeStatus, Severity};
 use crate::rules::{self, Rule};
-
-/// The audience EKS Auth accepts.
-pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
 
 pub(crate) const ENV_PROBE: &str = "pod-identity-env";
 pub(crate) const TOKEN_PROBE: &str = "pod-identity-token";
 pub(crate) const AGENT_PROBE: &str = "pod-identity-agent";
-
-/// The claims the doctor looks at (signature not verified).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenClaims {
-    /// Audiences (`aud`, string or array).
-    pub aud: Vec<String>,
-    /// Subject, e.g. `system:serviceaccount:ns:sa`.
-    pub sub: Option<String>,
-    /// Expiry (`exp`, seconds since the epoch).
-    pub exp: Option<i64>,
-}
-
-/// Why a token is not JWT-shaped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenShapeError {
-    /// Empty after trimming one trailing newline.
-    #[error("the token is empty")]
-    Empty,
-    /// A CR or LF inside the token (header injection).
-    #[error("the token contains a line break")]
-    LineBreak,
-    /// Not three dot-separated parts.
-    #[error("not a JWT: {0} dot-separated part(s) instead of 3")]
-    Parts(usize),
-    /// The payload is not base64url JSON.
-    #[error("the JWT payload is not base64url-encoded JSON: {0}")]
-    Payload(String),
-}
-
-/// Decodes a JWT's claims without verifying its signature. One trailing
-/// newline is trimmed (as the SDKs do); any other line break is rejected.
-///
-/// # Errors
-///
-/// [`TokenShapeError`] when the token is empty, holds a line break, is not
-/// three dot-separated parts, or its payload is not base64url JSON.
-///
-/// ```
-/// use eks_pod_identity_doctor::check::pod_identity::decode_claims;
-/// // {"alg":"none"} . {"aud":"pods.eks.amazonaws.com","exp":1} . sig
-/// let t = "eyJhbGciOiJub25lIn0.eyJhdWQiOiJwb2RzLmVrcy5hbWF6b25hd3MuY29tIiwiZXhwIjoxfQ.c2ln\n";
-/// let c = decode_claims(t).unwrap();
-/// assert_eq!(c.aud, ["pods.eks.amazonaws.com"]);
-/// assert_eq!(c.exp, Some(1));
-/// assert!(decode_claims("not-a-jwt").is_err());
-/// ```
-pub fn decode_claims(raw: &str) -> Result<TokenClaims, TokenShapeError> {
-    let t = raw
-        .strip_suffix("\r\n")
-        .or_else(|| raw.strip_suffix('\n'))
-        .unwrap_or(raw);
-    if t.trim().is_empty() {
-        return Err(TokenShapeError::Empty);
-    }
-    if t.contains(['\r', '\n']) {
-        return Err(TokenShapeError::LineBreak);
-    }
-    let parts: Vec<&str> = t.trim().split('.').collect();
-    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(TokenShapeError::Parts(parts.len()));
-    }
-    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let payload = engine
-        .decode(parts[1].trim_end_matches('='))
-        .map_err(|e| TokenShapeError::Payload(e.to_string()))?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&payload).map_err(|e| TokenShapeError::Payload(e.to_string()))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| TokenShapeError::Payload("not a JSON object".into()))?;
-    let aud = match obj.get("aud") {
-        Some(serde_json::Value::String(s)) => vec![s.clone()],
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok(TokenClaims {
-        aud,
-        sub: obj.get("sub").and_then(|s| s.as_str()).map(str::to_owned),
-        exp: obj.get("exp").and_then(|e| e.as_i64()),
-    })
-}
 
 /// What the `pod-identity-env` probe can observe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,66 +73,6 @@ impl Outcome for EnvOutcome {
                 ProbeStatus::Unknown
             }
             EnvOutcome::Configured => ProbeStatus::Ok,
-        }
-    }
-}
-
-/// What the `pod-identity-token` probe can observe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TokenOutcome {
-    /// Neither the token file nor the token variable is set.
-    NotSet,
-    /// The token file cannot be read, or is empty.
-    Unreadable,
-    /// The token is not JWT-shaped.
-    Malformed,
-    /// The token's audience is not Pod Identity's.
-    WrongAudience,
-    /// The token has expired.
-    Expired,
-    /// Audience and expiry are right.
-    Valid,
-    /// Pod Identity is not configured.
-    Skipped,
-    /// The probe did not finish within the check's budget.
-    TimedOut,
-}
-
-impl Outcome for TokenOutcome {
-    fn name(self) -> &'static str {
-        match self {
-            TokenOutcome::NotSet => "token_not_set",
-            TokenOutcome::Unreadable => "token_unreadable",
-            TokenOutcome::Malformed => "token_malformed",
-            TokenOutcome::WrongAudience => "token_wrong_audience",
-            TokenOutcome::Expired => "token_expired",
-            TokenOutcome::Valid => "token_valid",
-            TokenOutcome::Skipped => "skipped",
-            TokenOutcome::TimedOut => "timeout",
-        }
-    }
-
-    fn rule(self) -> Option<&'static Rule> {
-        match self {
-            TokenOutcome::NotSet => Some(&rules::PI_TOKEN_NOT_SET),
-            TokenOutcome::Unreadable => Some(&rules::PI_TOKEN_UNREADABLE),
-            TokenOutcome::Malformed => Some(&rules::PI_TOKEN_MALFORMED),
-            TokenOutcome::WrongAudience => Some(&rules::PI_TOKEN_WRONG_AUDIENCE),
-            TokenOutcome::Expired => Some(&rules::PI_TOKEN_EXPIRED),
-            TokenOutcome::Valid | TokenOutcome::Skipped | TokenOutcome::TimedOut => None,
-        }
-    }
-
-    fn status(self) -> ProbeStatus {
-        match self {
-            TokenOutcome::NotSet
-            | TokenOutcome::Unreadable
-            | TokenOutcome::Malformed
-            | TokenOutcome::WrongAudience
-            | TokenOutcome::Expired => ProbeStatus::Misconfigured,
-            TokenOutcome::Valid => ProbeStatus::Ok,
-            TokenOutcome::Skipped => ProbeStatus::Skipped,
-            TokenOutcome::TimedOut => ProbeStatus::Unknown,
         }
     }
 }
@@ -393,133 +247,6 @@ pub(crate) fn classify_endpoint(
     Observation::same(EnvOutcome::Configured, format!("{}={uri}", c.endpoint_var))
 }
 
-/// What reading the token gave.
-#[derive(Debug)]
-pub(crate) enum TokenRead {
-    /// Neither the file nor the value is set.
-    NotSet,
-    /// The file (as shown) is empty.
-    FileEmpty(String),
-    /// The file (as shown) cannot be read: why.
-    FileError(String, String),
-    /// The token text, where it came from (`VAR=path` or `VAR`), and the file shown.
-    Read {
-        raw: String,
-        origin: String,
-        file: Option<String>,
-    },
-}
-
-/// Reads the token from its file, or takes the value.
-fn read_token(source: Option<TokenSource>) -> TokenRead {
-    match source {
-        None => TokenRead::NotSet,
-        Some(TokenSource::File(path)) => {
-            let shown = path.display().to_string();
-            match std::fs::read(&path) {
-                Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {
-                    TokenRead::FileEmpty(shown)
-                }
-                Ok(bytes) => TokenRead::Read {
-                    raw: String::from_utf8_lossy(&bytes).into_owned(),
-                    origin: format!("{}={shown}", vars::TOKEN_FILE),
-                    file: Some(shown),
-                },
-                Err(e) => TokenRead::FileError(shown, e.to_string()),
-            }
-        }
-        Some(TokenSource::Value(secret)) => TokenRead::Read {
-            raw: secret.expose().to_owned(),
-            origin: vars::TOKEN.to_owned(),
-            file: None,
-        },
-    }
-}
-
-/// Judges the token; returns it too when it can be sent to the agent at all
-/// (present and JWT-shaped: an expired or wrong-audience token is still sent,
-/// so the agent's own answer is reported too). Pure.
-pub(crate) fn classify_token(
-    read: &TokenRead,
-    now: SystemTime,
-) -> (Vec<Observation<TokenOutcome>>, Option<String>) {
-    let (raw, origin, target) = match read {
-        TokenRead::NotSet => {
-            let seen = Observation::new(
-                TokenOutcome::NotSet,
-                format!("neither {} nor {} is set", vars::TOKEN_FILE, vars::TOKEN),
-                "no token configured",
-            );
-            return (vec![seen], None);
-        }
-        TokenRead::FileEmpty(shown) => {
-            let seen = Observation::new(
-                TokenOutcome::Unreadable,
-                format!("{}={shown}: the file is empty", vars::TOKEN_FILE),
-                "token file empty",
-            )
-            .with_target(Some(shown.clone()));
-            return (vec![seen], None);
-        }
-        TokenRead::FileError(shown, e) => {
-            let seen = Observation::new(
-                TokenOutcome::Unreadable,
-                format!("{}={shown}: {e}", vars::TOKEN_FILE),
-                format!("token file: {e}"),
-            )
-            .with_target(Some(shown.clone()));
-            return (vec![seen], None);
-        }
-        TokenRead::Read { raw, origin, file } => (raw, origin, file),
-    };
-    let claims = match decode_claims(raw) {
-        Ok(c) => c,
-        Err(e) => {
-            let seen = Observation::new(
-                TokenOutcome::Malformed,
-                format!("{origin}: {e}"),
-                e.to_string(),
-            )
-            .with_target(target.clone());
-            return (vec![seen], None);
-        }
-    };
-    let mut seen = Vec::new();
-    let sub = claims.sub.clone().unwrap_or_else(|| "no sub".into());
-    if !claims.aud.iter().any(|a| a == POD_IDENTITY_AUDIENCE) {
-        let text = format!(
-            "{origin}: aud {:?}, expected {POD_IDENTITY_AUDIENCE}",
-            claims.aud
-        );
-        seen.push(Observation::same(TokenOutcome::WrongAudience, text).with_target(target.clone()));
-    }
-    let now_s = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let exp_text = claims
-        .exp
-        .map(|e| fmt_time(UNIX_EPOCH + Duration::from_secs(e.max(0) as u64)))
-        .unwrap_or_else(|| "no exp claim".into());
-    if let Some(exp) = claims.exp {
-        if exp <= now_s {
-            let text = format!("{origin}: expired at {exp_text} ({sub})");
-            seen.push(Observation::same(TokenOutcome::Expired, text).with_target(target.clone()));
-        }
-    }
-    if seen.is_empty() {
-        seen.push(Observation::same(
-            TokenOutcome::Valid,
-            format!("{origin}: {sub}, aud {POD_IDENTITY_AUDIENCE}, expires {exp_text}"),
-        ));
-    }
-    let t = raw.strip_suffix('\n').unwrap_or(raw);
-    (
-        seen,
-        Some(t.strip_suffix('\r').unwrap_or(t).trim().to_owned()),
-    )
-}
-
 async fn call_agent(
     p: &mut Probe,
     c: &ContainerCredentialsEnv,
@@ -595,6 +322,177 @@ pub(crate) fn classify_agent(
                 _ => AgentOutcome::Unreachable,
             };
             Observation::same(outcome, redact(&format!("GET {path}: {e}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::probe::assert_matrix;
+    use eks_pod_identity_provider::MapEnv;
+
+    #[test]
+    fn outcome_matrices() {
+        use ProbeStatus::{Misconfigured, Ok, Skipped, Unknown};
+        use {AgentOutcome as A, EnvOutcome as E};
+        assert_matrix(&[
+            (
+                E::NotConfigured,
+                "not_configured",
+                Some("EPI-PI-001"),
+                Misconfigured,
+            ),
+            (
+                E::NotConfiguredOutsideKubernetes,
+                "not_configured",
+                Some("EPI-PI-001"),
+                Unknown,
+            ),
+            (
+                E::EndpointInvalid,
+                "endpoint_invalid",
+                Some("EPI-PI-002"),
+                Misconfigured,
+            ),
+            (E::Configured, "configured", None, Ok),
+            (E::TimedOut, "timeout", None, Unknown),
+        ]);
+        assert_matrix(&[
+            (A::Ok, "agent_ok", Some("EPI-PI-010"), Ok),
+            (A::Error, "agent_error", Some("EPI-PI-009"), Misconfigured),
+            (
+                A::NoAnswer,
+                "agent_no_answer",
+                Some("EPI-PI-008"),
+                Misconfigured,
+            ),
+            (
+                A::Unreachable,
+                "agent_unreachable",
+                Some("EPI-PI-008"),
+                Misconfigured,
+            ),
+            (A::Skipped, "skipped", None, Skipped),
+            (A::TimedOut, "timeout", None, Unknown),
+        ]);
+    }
+
+    #[test]
+    fn not_configured_is_a_problem_only_in_kubernetes() {
+        let pod = not_configured(true);
+        assert_eq!(
+            (pod.outcome, pod.severity),
+            (EnvOutcome::NotConfigured, None)
+        );
+        let host = not_configured(false);
+        assert_eq!(
+            (host.outcome, host.severity),
+            (
+                EnvOutcome::NotConfiguredOutsideKubernetes,
+                Some(Severity::Info)
+            )
+        );
+        assert_eq!(
+            host.evidence,
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE are not set"
+        );
+    }
+
+    #[test]
+    fn classify_endpoint_checks_what_the_host_resolves_to() {
+        let env: MapEnv = [(vars::FULL_URI, "http://agent.internal/v1/credentials")]
+            .into_iter()
+            .collect();
+        let c = container_credentials_from_env(&env).unwrap().unwrap();
+        let agent: IpAddr = "169.254.170.23".parse().unwrap();
+        let elsewhere: IpAddr = "10.0.0.1".parse().unwrap();
+
+        let ok = classify_endpoint(&c, Some(&Result::Ok(vec![agent])));
+        assert_eq!(ok.outcome, EnvOutcome::Configured);
+        assert_eq!(
+            ok.detail,
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://agent.internal/v1/credentials"
+        );
+        assert_eq!(classify_endpoint(&c, None).outcome, EnvOutcome::Configured);
+
+        let bad = classify_endpoint(&c, Some(&Result::Ok(vec![agent, elsewhere])));
+        assert_eq!(bad.outcome, EnvOutcome::EndpointInvalid);
+        assert!(
+            bad.evidence
+                .contains("the host resolves to 10.0.0.1 (plain http"),
+            "{}",
+            bad.evidence
+        );
+        assert_eq!(
+            bad.target.as_deref(),
+            Some("http://agent.internal/v1/credentials")
+        );
+
+        let unresolved = classify_endpoint(
+            &c,
+            Some(&Err(HttpError::Resolve("agent.internal: nope".into()))),
+        );
+        assert_eq!(unresolved.outcome, EnvOutcome::EndpointInvalid);
+        assert!(
+            unresolved
+                .evidence
+                .ends_with("cannot resolve host: agent.internal: nope"),
+            "{}",
+            unresolved.evidence
+        );
+    }
+
+    #[test]
+    fn classify_agent_tells_every_answer_apart_and_never_shows_the_token() {
+        let token = "eyJ.secret.sig";
+        let answer = |status, body: &str| {
+            Result::Ok(Response {
+                status,
+                headers: vec![],
+                body: body.into(),
+            })
+        };
+        let creds = r#"{"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"s","Token":"t","Expiration":"2026-11-27T10:00:00Z"}"#;
+        let ok = classify_agent(&answer(200, creds), token, "/v1/credentials");
+        assert_eq!(ok.outcome, AgentOutcome::Ok);
+        assert_eq!(
+            ok.detail,
+            "200: AccessKeyId ASIA…, expires 2026-11-27T10:00:00Z"
+        );
+
+        let not_creds = classify_agent(&answer(200, "hello"), token, "/v1/credentials");
+        assert_eq!(not_creds.outcome, AgentOutcome::Error);
+        assert_eq!(
+            not_creds.evidence,
+            "HTTP 200 with a body that is not a credentials document"
+        );
+
+        let refused = classify_agent(
+            &answer(400, &format!("bad token {token}\nmore")),
+            token,
+            "/v1/credentials",
+        );
+        assert_eq!(refused.outcome, AgentOutcome::Error);
+        assert_eq!(refused.evidence, "HTTP 400: bad token <token>");
+
+        let silent = classify_agent(&Err(HttpError::NoAnswer), token, "/v1/credentials");
+        assert_eq!(silent.outcome, AgentOutcome::NoAnswer);
+        let refused = classify_agent(
+            &Err(HttpError::Connect(
+                crate::check::http::ConnectFailure::Refused,
+            )),
+            token,
+            "/v1/credentials",
+        );
+        assert_eq!(refused.outcome, AgentOutcome::Unreachable);
+        assert!(
+            refused.evidence.starts_with("GET /v1/credentials: "),
+            "{}",
+            refused.evidence
+        );
+        for seen in [ok, not_creds, silent, refused] {
+            assert!(!seen.evidence.contains(token) && !seen.detail.contains(token));
         }
     }
 }

@@ -230,3 +230,13 @@ pub(crate) fn skipped<O: Outcome>(
     p.record(Observation::same(outcome, why));
     p
 }
+
+/// Asserts each outcome's name (the JSON string), rule id and status.
+#[cfg(test)]
+pub(crate) fn assert_matrix<O: Outcome>(table: &[(O, &str, Option<&str>, ProbeStatus)]) {
+    for &(outcome, name, rule, status) in table {
+        assert_eq!(outcome.name(), name, "{outcome:?}");
+        assert_eq!(outcome.rule().map(|r| r.id), rule, "{outcome:?}");
+        assert_eq!(outcome.status(), status, "{outcome:?}");
+    }
+}

@@ -235,6 +235,103 @@ fn profile_keys(text: &str, section: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::probe::assert_matrix;
+    use eks_pod_identity_provider::MapEnv;
+
+    #[test]
+    fn outcome_matrix() {
+        use ProbeStatus::{Misconfigured, Ok};
+        use ShadowOutcome as S;
+        assert_matrix(&[
+            (
+                S::StaticKeys,
+                "static_keys",
+                Some("EPI-ENV-001"),
+                Misconfigured,
+            ),
+            (
+                S::ProfileSet,
+                "profile_set",
+                Some("EPI-ENV-002"),
+                Misconfigured,
+            ),
+            (
+                S::SharedFileCredentials,
+                "shared_file_credentials",
+                Some("EPI-ENV-003"),
+                Misconfigured,
+            ),
+            (S::IrsaVars, "irsa_vars", Some("EPI-ENV-004"), Misconfigured),
+            (S::Clean, "none", None, Ok),
+        ]);
+    }
+
+    fn env(vars: &[(&str, &str)]) -> MapEnv {
+        vars.iter().copied().collect()
+    }
+
+    fn names(seen: &[Observation<ShadowOutcome>]) -> Vec<&'static str> {
+        seen.iter().map(|o| o.outcome.name()).collect()
+    }
+
+    #[test]
+    fn classify_finds_what_shadows_pod_identity() {
+        assert_eq!(names(&classify(&env(&[]), &[])), ["none"]);
+
+        let keys = classify(
+            &env(&[
+                ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "s"),
+            ]),
+            &[],
+        );
+        assert_eq!(names(&keys), ["static_keys"]);
+        assert_eq!(
+            keys[0].evidence,
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY set (AWS_ACCESS_KEY_ID AKIA…)"
+        );
+
+        let files = [
+            SharedFile {
+                path: "/h/.aws/credentials".into(),
+                is_config: false,
+                text: "[dev]\naws_access_key_id = AKIA\n".into(),
+            },
+            SharedFile {
+                path: "/h/.aws/config".into(),
+                is_config: true,
+                text: "[profile dev]\nregion = eu-west-1\n".into(),
+            },
+        ];
+        let profile = classify(&env(&[("AWS_PROFILE", "dev")]), &files);
+        assert_eq!(names(&profile), ["shared_file_credentials", "profile_set"]);
+        assert_eq!(
+            profile[0].evidence,
+            "/h/.aws/credentials: [dev] has aws_access_key_id"
+        );
+        assert_eq!(profile[1].evidence, "AWS_PROFILE=dev");
+        let missing = classify(&env(&[("AWS_PROFILE", "prod")]), &files);
+        assert_eq!(names(&missing), ["profile_set"]);
+        assert!(
+            missing[0].evidence.contains("but no such profile"),
+            "{}",
+            missing[0].evidence
+        );
+
+        let irsa = classify(
+            &env(&[
+                ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
+            ]),
+            &[],
+        );
+        assert_eq!(
+            (names(&irsa), irsa[0].severity),
+            (vec!["irsa_vars"], Some(Severity::High))
+        );
+        let half = classify(&env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")]), &[]);
+        assert_eq!(half[0].severity, Some(Severity::Medium));
+    }
 
     #[test]
     fn ini_sections_are_matched_exactly() {
