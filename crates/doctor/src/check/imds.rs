@@ -242,7 +242,8 @@ pub(crate) struct Classified {
     pub role: Option<String>,
 }
 
-/// What an exchange (or the failure to resolve the endpoint) means. Pure.
+/// What an exchange (or the failure to resolve the endpoint) means: the
+/// token PUT (and what the token read), then IMDSv1. Pure.
 pub(crate) fn classify(
     exchanged: &Result<Exchange, HttpError>,
     connect_timeout: Duration,
@@ -256,23 +257,35 @@ pub(crate) fn classify(
             }
         }
     };
-    let mut seen = Vec::new();
-    let mut role = None;
+    let (mut observations, mut role) = classify_token_put(ex, connect_timeout);
+    if let Some((seen, v1_role)) = classify_without_token(&ex.without_token) {
+        observations.push(seen);
+        role = role.or(v1_role);
+    }
+    Classified { observations, role }
+}
+
+/// The token PUT and, when it returned a token, what the token read.
+fn classify_token_put(
+    ex: &Exchange,
+    connect_timeout: Duration,
+) -> (Vec<Observation<ImdsOutcome>>, Option<String>) {
+    let one = |seen| (vec![seen], None);
     match &ex.token_put {
-        Err(HttpError::Connect(failure)) => seen.push(connect_outcome(failure, connect_timeout)),
-        Err(HttpError::NoAnswer) => seen.push(Observation::new(
+        Err(HttpError::Connect(failure)) => one(connect_outcome(failure, connect_timeout)),
+        Err(HttpError::NoAnswer) => one(Observation::new(
             ImdsOutcome::TokenPutUnanswered,
             format!(
                 "TCP connect succeeded; PUT {IMDS_TOKEN_PATH} got no answer before the deadline"
             ),
             "connected, token PUT unanswered (hop limit 1)",
         )),
-        Err(e) => seen.push(Observation::new(
+        Err(e) => one(Observation::new(
             ImdsOutcome::Unexpected,
             format!("PUT {IMDS_TOKEN_PATH}: {e}"),
             e.to_string(),
         )),
-        Ok(r) if r.status == 403 => seen.push(Observation::new(
+        Ok(r) if r.status == 403 => one(Observation::new(
             ImdsOutcome::Disabled,
             format!("PUT {IMDS_TOKEN_PATH} -> 403"),
             "token PUT 403 (disabled)",
@@ -284,54 +297,66 @@ pub(crate) fn classify(
                 format!("PUT {IMDS_TOKEN_PATH} -> 200 (TTL header {ttl})"),
                 "IMDSv2 token obtained",
             );
-            let mut after = Vec::new();
-            if let Some(reads) = &ex.with_token {
-                match &reads.role_list {
-                    Ok(r) if r.status == 200 => {
-                        let name = first_line(&r.body);
-                        after.push(Observation::new(
-                            ImdsOutcome::RoleReadable,
-                            format!("GET {IMDS_ROLE_PATH} -> role {name}"),
-                            format!("role {name}"),
-                        ));
-                        match &reads.credentials {
-                            Some(Ok(c)) if c.status == 200 => {
-                                let summary = credentials_summary(c);
-                                after.push(Observation::new(
-                                    ImdsOutcome::CredentialsReadable,
-                                    format!("role {name}: {summary}"),
-                                    format!("credentials readable ({summary})"),
-                                ));
-                            }
-                            Some(other) => after.push(unexpected("GET credentials", other)),
-                            None => {}
-                        }
-                        role = Some(name);
-                    }
-                    Ok(r) if r.status == 404 => {
-                        after.push(Observation::new(
-                            ImdsOutcome::NoInstanceProfile,
-                            format!("GET {IMDS_ROLE_PATH} -> 404"),
-                            "no instance profile (404)",
-                        ));
-                        // Reachable, but there is no role to take today.
-                        token = token.with_severity(Severity::Medium);
-                    }
-                    other => after.push(unexpected("GET role list", other)),
-                }
+            let (after, role) = match &ex.with_token {
+                Some(reads) => classify_with_token(reads),
+                None => (Vec::new(), None),
+            };
+            if after
+                .iter()
+                .any(|o| o.outcome == ImdsOutcome::NoInstanceProfile)
+            {
+                // Reachable, but there is no role to take today.
+                token = token.with_severity(Severity::Medium);
             }
-            seen.push(token);
-            seen.extend(after);
+            (std::iter::once(token).chain(after).collect(), role)
         }
-        Ok(r) => seen.push(Observation::new(
+        Ok(r) => one(Observation::new(
             ImdsOutcome::Unexpected,
             format!("PUT {IMDS_TOKEN_PATH} -> {}{}", r.status, body_hint(r)),
             format!("token PUT {}", r.status),
         )),
     }
+}
 
-    // IMDSv1: the same role list without a token.
-    let v1 = &ex.without_token;
+/// The role list and credentials read with a token.
+fn classify_with_token(reads: &RoleReads) -> (Vec<Observation<ImdsOutcome>>, Option<String>) {
+    match &reads.role_list {
+        Ok(r) if r.status == 200 => {
+            let name = first_line(&r.body);
+            let mut seen = vec![Observation::new(
+                ImdsOutcome::RoleReadable,
+                format!("GET {IMDS_ROLE_PATH} -> role {name}"),
+                format!("role {name}"),
+            )];
+            match &reads.credentials {
+                Some(Ok(c)) if c.status == 200 => {
+                    let summary = credentials_summary(c);
+                    seen.push(Observation::new(
+                        ImdsOutcome::CredentialsReadable,
+                        format!("role {name}: {summary}"),
+                        format!("credentials readable ({summary})"),
+                    ));
+                }
+                Some(other) => seen.push(unexpected("GET credentials", other)),
+                None => {}
+            }
+            (seen, Some(name))
+        }
+        Ok(r) if r.status == 404 => (
+            vec![Observation::new(
+                ImdsOutcome::NoInstanceProfile,
+                format!("GET {IMDS_ROLE_PATH} -> 404"),
+                "no instance profile (404)",
+            )],
+            None,
+        ),
+        other => (vec![unexpected("GET role list", other)], None),
+    }
+}
+
+/// IMDSv1: the role list without a token (nothing to say when it failed
+/// otherwise: the token PUT already says why).
+fn classify_without_token(v1: &RoleReads) -> Option<(Observation<ImdsOutcome>, Option<String>)> {
     match &v1.role_list {
         Ok(r) if r.status == 200 => {
             let name = first_line(&r.body);
@@ -341,27 +366,24 @@ pub(crate) fn classify(
                 }
                 _ => String::new(),
             };
-            seen.push(Observation::new(
+            let seen = Observation::new(
                 ImdsOutcome::V1Open,
                 format!("GET {IMDS_ROLE_PATH} without a token -> 200, role {name}{creds}"),
                 format!("IMDSv1 open (role {name})"),
-            ));
-            role.get_or_insert(name);
+            );
+            Some((seen, Some(name)))
         }
-        Ok(r) if r.status == 404 => seen.push(
+        Ok(r) if r.status == 404 => Some((
             Observation::new(
                 ImdsOutcome::V1Open,
                 format!("GET {IMDS_ROLE_PATH} without a token -> 404 (no instance profile) instead of 401"),
                 "IMDSv1 open (no role)",
             )
             .with_severity(Severity::Medium),
-        ),
-        Ok(r) if r.status == 401 => seen.push(Observation::new(ImdsOutcome::V1Closed, "", "")),
-        _ => {}
-    }
-    Classified {
-        observations: seen,
-        role,
+            None,
+        )),
+        Ok(r) if r.status == 401 => Some((Observation::new(ImdsOutcome::V1Closed, "", ""), None)),
+        _ => None,
     }
 }
 
