@@ -16,7 +16,15 @@
 //! | `host-network` | pod IP == host IP (downward API env) | `EPI-ID-010` |
 //!
 //! Every outcome is a finding with its own rule id (protected ones as `info`)
-//! and a [`ProbeResult`](crate::report::ProbeResult) in the report, so a clean run shows *why* it is clean.
+//! and a [`ProbeResult`](crate::report::ProbeResult) in the report, so a clean
+//! run shows *why* it is clean.
+//!
+//! Each probe is a module (`imds`, `pod_identity`, `token`, `shadow`,
+//! `identity`, `host_network`) with its own outcome enum and two halves: I/O
+//! steps that gather raw results, and a pure `classify` that turns them into
+//! outcomes. The enum alone decides each outcome's JSON name, rule and status
+//! (exhaustive matches, so the compiler checks the whole matrix); `probe`
+//! holds what they share.
 //! Nothing secret is ever printed: credentials appear as an AccessKeyId prefix
 //! (`ASIA…`), a role name and an expiry; tokens never.
 //!
