@@ -35,6 +35,29 @@
 //! printed reason when `moto_server` is not installed, except under `CI=true`, where
 //! it fails. Every skip goes through [`skip::skip`], which also counts it for
 //! `scripts/test.sh`'s summary.
+//!
+//! # Independent copies of the protocol facts
+//!
+//! The testkit keeps its own copies of the wire facts on purpose, and never
+//! imports them from `eks-pod-identity-provider`: a fake that shares the code
+//! under test cannot catch that code's bugs (a wrong header name or a formatter
+//! that drops nanoseconds would be wrong on both sides, and every test would
+//! pass). The copies are:
+//!
+//! | fact | testkit copy | provider's home |
+//! |---|---|---|
+//! | RFC 3339 `Expiration` (Go's `RFC3339Nano`) and IMDS's seconds format | [`timefmt::rfc3339_nano`], [`timefmt::imds`] | its RFC 3339 parser |
+//! | IMDS paths, header names, token TTL bound | [`imds::TOKEN_PATH`], [`imds::CREDENTIALS_PATH`], [`imds::TTL_HEADER`], [`imds::TOKEN_HEADER`], [`imds::MAX_TOKEN_TTL_SECS`] | `protocol::IMDS_*` |
+//! | agent and IMDS addresses | [`agent::REAL_AGENT_HOSTS`]; `netns::{AGENT_V4, AGENT_V6, IMDS_V4, IMDS_V6}` (Linux) | `protocol::POD_IDENTITY_AGENT_V4/_V6`, `protocol::IMDS_ENDPOINT_V4/_V6` |
+//! | service-account JWT encoding and decoding | [`token::TokenBuilder`], [`token::decode`] | the provider's token checks; the doctor's claim decoder |
+//!
+//! Independent is not unchecked: `crates/provider/tests/fakes_agree.rs` checks
+//! each copy against the provider's `protocol` module and round-trips the
+//! formats through the provider's public API (a [`FakeAgent`] and a [`FakeImds`]
+//! serving expirations the provider must report back exactly; minted tokens the
+//! provider must send and the fake must accept), and
+//! `crates/doctor/tests/fakes_agree.rs` checks that the doctor decodes minted
+//! tokens to the same claims. Change a copy on either side and those tests fail.
 
 pub mod agent;
 pub mod creds;
