@@ -58,6 +58,44 @@
 //! provider must send and the fake must accept), and
 //! `crates/doctor/tests/fakes_agree.rs` checks that the doctor decodes minted
 //! tokens to the same claims. Change a copy on either side and those tests fail.
+//!
+//! # Which fake to use
+//!
+//! One question decides it: is the behaviour under test about the *protocol*
+//! (what the agent or IMDS answers) or about *bytes and sockets* (how a peer
+//! misbehaves below HTTP)?
+//!
+//! | to test | use | because |
+//! |---|---|---|
+//! | protocol behaviour: token validation, error texts, associations, throttling, IMDSv2 token flow, TTL header, IMDSv1, disabled / no-role modes, scripted HTTP-level faults, request logs | [`FakeAgent`], [`FakeImds`] (with [`FaultPlan`]) | they behave like the real agent and IMDS, so a test states a scenario, not a hand-written answer |
+//! | credentials that AWS checks (SigV4, session tokens, role policies) | [`MotoStack`] (its [`fake_agent`](MotoStack::fake_agent) / [`fake_imds`](MotoStack::fake_imds)) | the credentials are real moto credentials, policy-checked |
+//! | production addresses, the IMDS hop limit, REJECT / DROP blocks, pods vs. hostNetwork | [`netns::EksNode`] (Linux, root) | only real namespaces give a real hop limit and real routing |
+//! | byte-level faults: hang inside headers, stall mid-body, endless chunked body, refuse, full accept queue | the raw peer `crates/provider/tests/common/peer.rs` | it writes bytes, not HTTP answers |
+//! | an exact request a fake does not record (the raw `Authorization` value, `Accept`), or an answer no fake models (a `307` with a `Location`, a document missing a field, an IMDS `Code` other than `Success`, an IMDSv1-only server) | `wiremock` | a one-off canned answer; only where the fakes cannot say it |
+//!
+//! Where each is used today:
+//!
+//! - [`FakeAgent`]: `crates/testkit/tests/{agent,moto}.rs`,
+//!   `crates/doctor/tests/{check_env,check_pod_identity,check_netns}.rs`,
+//!   `tests/e2e.rs`, `benches/{hot_path,rotation,failing_agent}.rs`,
+//!   `crates/provider/tests/fakes_agree.rs`.
+//! - [`FakeImds`]: `crates/testkit/tests/imds.rs`,
+//!   `crates/doctor/tests/{check_support/mod,check_env,check_cli,check_imds}.rs`,
+//!   `tests/e2e.rs`, `crates/provider/tests/fakes_agree.rs`.
+//! - [`MotoStack`]: `crates/testkit/tests/moto.rs`,
+//!   `crates/doctor/tests/check_identity_moto.rs`, `tests/{chain_precedence,e2e}.rs`.
+//! - [`netns::EksNode`]: `crates/testkit/tests/netns.rs`,
+//!   `crates/doctor/tests/check_netns.rs`, `tests/e2e_node.rs`.
+//! - the raw peer: `crates/provider/tests/{fault_matrix,security}.rs` (and the
+//!   matrix helpers under `crates/provider/tests/common/`).
+//! - `wiremock`: `crates/provider/tests/{agent,imds,load}.rs`. Many of those
+//!   tests script plain protocol behaviour that [`FakeAgent`] / [`FakeImds`]
+//!   model with the real texts (a conforming agent or IMDSv2, 404 without an
+//!   association, 429 and 5xx via [`FaultPlan`], an expired token with
+//!   [`FakeAgentBuilder::on_expired_token`](agent::FakeAgentBuilder::on_expired_token),
+//!   IMDS disabled / no role / renamed role / missing TTL header / a token `PUT`
+//!   that is never answered); they predate the provider's dev-dependency on
+//!   this crate and are candidates to move to the fakes.
 
 pub mod agent;
 pub mod creds;
