@@ -75,20 +75,20 @@
 //!
 //! Where each is used today:
 //!
-//! - [`FakeAgent`]: `crates/testkit/tests/{agent,moto}.rs`,
+//! - [`FakeAgent`] in `crates/testkit/tests/{agent,moto}.rs`,
 //!   `crates/doctor/tests/{check_env,check_pod_identity,check_netns}.rs`,
 //!   `tests/e2e.rs`, `benches/{hot_path,rotation,failing_agent}.rs`,
 //!   `crates/provider/tests/fakes_agree.rs`.
-//! - [`FakeImds`]: `crates/testkit/tests/imds.rs`,
+//! - [`FakeImds`] in `crates/testkit/tests/imds.rs`,
 //!   `crates/doctor/tests/{check_support/mod,check_env,check_cli,check_imds}.rs`,
 //!   `tests/e2e.rs`, `crates/provider/tests/fakes_agree.rs`.
-//! - [`MotoStack`]: `crates/testkit/tests/moto.rs`,
+//! - [`MotoStack`] in `crates/testkit/tests/moto.rs`,
 //!   `crates/doctor/tests/check_identity_moto.rs`, `tests/{chain_precedence,e2e}.rs`.
-//! - [`netns::EksNode`]: `crates/testkit/tests/netns.rs`,
+//! - [`netns::EksNode`] in `crates/testkit/tests/netns.rs`,
 //!   `crates/doctor/tests/check_netns.rs`, `tests/e2e_node.rs`.
-//! - the raw peer: `crates/provider/tests/{fault_matrix,security}.rs` (and the
+//! - the raw peer in `crates/provider/tests/{fault_matrix,security}.rs` (and the
 //!   matrix helpers under `crates/provider/tests/common/`).
-//! - `wiremock`: `crates/provider/tests/{agent,imds,load}.rs`. Many of those
+//! - `wiremock` in `crates/provider/tests/{agent,imds,load}.rs`. Many of those
 //!   tests script plain protocol behaviour that [`FakeAgent`] / [`FakeImds`]
 //!   model with the real texts (a conforming agent or IMDSv2, 404 without an
 //!   association, 429 and 5xx via [`FaultPlan`], an expired token with
