@@ -8,7 +8,7 @@
 //!   emulation, disabled / no-role modes, faults).
 //! - [`token`]: JWT-shaped fixture service-account tokens.
 //! - [`stack::MotoStack`]: a local `moto_server` (S3 + STS + IAM) seeded like the
-//!   blog's Terraform, with IAM enforcement on.
+//!   Terraform in `deploy/terraform`, with IAM enforcement on.
 //! - [`netns::EksNode`] (Linux, root): an emulated EKS node of network namespaces
 //!   (`pod`, `node`, `imds`) with the production addresses (169.254.170.23,
 //!   `[fd00:ec2::23]`, 169.254.169.254, `[fd00:ec2::254]`), a real IMDS hop limit and

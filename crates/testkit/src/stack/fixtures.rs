@@ -15,9 +15,9 @@ pub const POD_ROLE_NAME: &str = "my-app-pod-identity-role";
 pub const NODE_ROLE_NAME: &str = "node-role";
 /// The admin IAM user.
 pub const ADMIN_USER: &str = "admin";
-/// The app's namespace in the blog.
+/// The app's namespace (`deploy/k8s`).
 pub const DEFAULT_NAMESPACE: &str = "my-app-namespace";
-/// The app's service account in the blog.
+/// The app's service account (`deploy/k8s`).
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "my-app-sa";
 /// Objects put in both buckets: (key, body).
 pub const SEED_OBJECTS: &[(&str, &str)] = &[

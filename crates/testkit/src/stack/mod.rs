@@ -1,5 +1,5 @@
-//! [`MotoStack`]: a local `moto_server` (S3 + STS + IAM) seeded like the blog's
-//! Terraform, with IAM enforcement turned on.
+//! [`MotoStack`]: a local `moto_server` (S3 + STS + IAM) seeded like the
+//! Terraform in `deploy/terraform`, with IAM enforcement turned on.
 //!
 //! Seeding (before enforcement, with unsigned-but-scoped requests, which moto
 //! accepts then): IAM user `admin` with a `*` policy and an access key; role

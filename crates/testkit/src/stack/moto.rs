@@ -190,7 +190,7 @@ impl MotoStack {
         )
     }
 
-    /// A [`FakeAgent`] builder minting real moto credentials, with the blog's
+    /// A [`FakeAgent`] builder minting real moto credentials, with the deployed
     /// association (`my-app-namespace`/`my-app-sa` → the pod role).
     pub fn fake_agent(&self) -> FakeAgentBuilder {
         FakeAgent::builder().minter(self.sts_minter()).association(
