@@ -67,7 +67,6 @@ mod node_groups;
 mod node_imds;
 pub mod suppress;
 mod terraform;
-mod tf_json;
 mod trust_policy;
 mod workload;
 
@@ -232,7 +231,7 @@ impl Linter {
         }
         match kind_of(Path::new(name)) {
             Some(Kind::Terraform) => self.terraform.push(terraform::file::parse(name, text)?),
-            Some(Kind::TerraformJson) => self.terraform.push(tf_json::parse(name, &text)?),
+            Some(Kind::TerraformJson) => self.terraform.push(terraform::json::parse(name, &text)?),
             Some(Kind::Tfvars) => self.tfvars.push(terraform::file::parse(name, text)?),
             Some(Kind::Yaml) => {
                 let parsed = kubernetes::parse(name, &text);

@@ -1,7 +1,7 @@
-//! Terraform (`.tf`) files: parsing ([`file`]), a cross-file index of
-//! resources and data sources, and the `EPI-TF-*` rules, one module per
-//! subject (launch templates, trust policies, associations), plus the
-//! Kubernetes workloads declared through Terraform ([`workloads`]).
+//! Terraform (`.tf`, `.tf.json`) files: parsing ([`file`], [`json`]), a
+//! cross-file index of resources and data sources, and the `EPI-TF-*` rules,
+//! one module per subject (launch templates, trust policies, associations),
+//! plus the Kubernetes workloads declared through Terraform ([`workloads`]).
 //!
 //! All files given to one lint run form one configuration: a role in `iam.tf`
 //! may use a policy document from `policies.tf`, and the agent add-on may live
@@ -10,6 +10,7 @@
 mod associations;
 pub(crate) mod file;
 mod index;
+pub(crate) mod json;
 mod launch_templates;
 mod trust;
 pub(crate) mod workloads;
