@@ -1,4 +1,5 @@
-//! `s3_reader`: a pod app that reads S3, in Rust. Lists or reads an S3 bucket with
+//! `s3_reader`: the pod app of the scenario in `deploy/` (`s3-reader` in
+//! `my-app-namespace`), in Rust. Lists or reads an S3 bucket with
 //! credentials from [`eks_pod_identity::DefaultChain`]: the AWS SDK's default
 //! chain (environment keys, profile, IRSA) with our Pod Identity provider and
 //! the pod-aware IMDS guard, so the same binary runs in a pod and on a laptop.

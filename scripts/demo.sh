@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, one command: the blog's S3 reader pod, end to end, on a local
+# The main job, one command: the S3 reader pod of deploy/, end to end, on a local
 # stack. moto plays S3 + STS + IAM (it checks SigV4 signatures, session tokens
 # and role policies); a fake EKS Pod Identity Agent mints real moto
 # credentials for the pod's service account.
@@ -56,7 +56,7 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 reader="$target/debug/examples/s3_reader"
 
 say "1. Starting the local AWS stand-in (moto) and the Pod Identity Agent"
-echo "   The Terraform of the blog is replayed into moto: role my-app-pod-identity-role"
+echo "   The scenario of deploy/terraform is replayed into moto: role my-app-pod-identity-role"
 echo "   (s3:GetObject/s3:ListBucket on my-app-bucket only), a node-role, two buckets,"
 echo "   and the association my-app-namespace/my-app-sa -> my-app-pod-identity-role."
 "$target/debug/pod-identity-local-agent" --with-moto --lifetime 15m \

@@ -17,7 +17,8 @@ provider "aws" {
   region = var.region
 }
 
-# The cluster itself is assumed to exist (as in the blog post); this
+# The cluster itself is assumed to exist (as in the seed scenario, see
+# ../README.md); this
 # configuration adds the node group, Pod Identity and the app's identity to it.
 data "aws_eks_cluster" "this" {
   name = var.cluster_name

@@ -319,3 +319,31 @@ pub fn main() -> std::process::ExitCode {
     );
     std::process::ExitCode::from(status.code() as u8)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use eks_pod_identity_provider::protocol::{IMDS_ENDPOINT_V4, IMDS_ENDPOINT_V6};
+
+    /// The help text spells the default IMDS endpoints out; they must be the
+    /// provider's (the protocol module is their one home).
+    #[test]
+    fn check_help_names_the_providers_imds_endpoints() {
+        let mut cli = Cli::command();
+        let check = cli
+            .find_subcommand_mut("check")
+            .expect("a check subcommand");
+        let help = check.render_long_help().to_string();
+        assert!(
+            help.contains(&format!(
+                "$AWS_EC2_METADATA_SERVICE_ENDPOINT or {IMDS_ENDPOINT_V4}]"
+            )),
+            "{help}"
+        );
+        assert!(
+            help.contains(&format!("[default: {IMDS_ENDPOINT_V6}]")),
+            "{help}"
+        );
+    }
+}

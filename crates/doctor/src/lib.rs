@@ -48,6 +48,7 @@ pub mod lint;
 pub mod output;
 pub mod report;
 pub mod rules;
+mod severity;
 
 pub use report::{
     Category, ExitStatus, Finding, Location, ProbeResult, ProbeStatus, Report, Severity, Verdict,

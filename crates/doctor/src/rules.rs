@@ -18,7 +18,7 @@
 
 use serde::Serialize;
 
-use crate::report::{Category, Severity};
+use crate::severity::{Category, Severity};
 
 /// A rule: what is checked, how bad a violation is by default, and how to fix it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -626,9 +626,49 @@ mod tests {
             assert!(id.starts_with("EPI-"), "{id}");
         }
         assert_eq!(by_id("epi-tf-003"), Some(&LT_HOP_LIMIT_TOO_HIGH));
-        for prefix in ["EPI-IMDS-", "EPI-PI-", "EPI-ENV-", "EPI-ID-"] {
-            assert!(ALL.iter().any(|r| r.id.starts_with(prefix)), "{prefix}");
+        for family in ["EPI-IMDS-", "EPI-PI-", "EPI-ENV-", "EPI-ID-"] {
+            assert!(ALL.iter().any(|r| r.id.starts_with(family)), "{family}");
         }
         assert_eq!(by_id("EPI-IMDS-013"), Some(&IMDS_TOKEN_PUT_UNANSWERED));
+    }
+
+    /// The fix texts spell addresses out for people; the provider's protocol
+    /// module is their one home, so the texts must name exactly those.
+    #[test]
+    fn fix_texts_name_the_providers_addresses() {
+        use eks_pod_identity_provider::protocol::{
+            ECS_HOST, IMDS_ENDPOINT_V4, IMDS_ENDPOINT_V6, POD_IDENTITY_AGENT_V4,
+            POD_IDENTITY_AGENT_V6,
+        };
+        let imds_v4 = IMDS_ENDPOINT_V4.trim_start_matches("http://");
+        let imds_v6 = IMDS_ENDPOINT_V6
+            .trim_start_matches("http://[")
+            .trim_end_matches(']');
+        assert_eq!((imds_v4, imds_v6), ("169.254.169.254", "fd00:ec2::254"));
+        let agent_v4 = POD_IDENTITY_AGENT_V4.to_string();
+        let agent_v6 = POD_IDENTITY_AGENT_V6.to_string();
+        for rule in [LT_IMDS_IPV6_ENABLED, HOST_NETWORK, IMDS_TOKEN_OBTAINED] {
+            assert!(rule.fix.contains(imds_v4), "{}: {}", rule.id, rule.fix);
+            assert!(rule.fix.contains(imds_v6), "{}: {}", rule.id, rule.fix);
+        }
+        assert!(LT_IMDS_IPV6_ENABLED.title.contains(&format!("[{imds_v6}]")));
+        let pi = PI_ENDPOINT_INVALID.fix;
+        assert!(
+            pi.contains(&format!("http://{agent_v4}/v1/credentials")),
+            "{pi}"
+        );
+        assert!(
+            pi.contains(&format!("http://[{agent_v6}]/v1/credentials")),
+            "{pi}"
+        );
+        assert!(
+            pi.contains(&format!("{ECS_HOST}, {agent_v4} and {agent_v6}")),
+            "{pi}"
+        );
+        let agent = PI_AGENT_UNREACHABLE.fix;
+        assert!(
+            agent.contains(&format!("{agent_v4}:80 / [{agent_v6}]:80")),
+            "{agent}"
+        );
     }
 }

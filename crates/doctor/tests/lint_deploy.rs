@@ -1,4 +1,5 @@
-//! The corrected deploy assets and the seed blog's Terraform.
+//! The corrected deploy assets (`deploy/`) and the uncorrected seed Terraform
+//! (`tests/fixtures/blog/`; its origin is noted at its top).
 
 use eks_pod_identity_doctor::lint::lint_paths;
 use eks_pod_identity_doctor::report::{Location, Severity, Verdict};

@@ -43,7 +43,7 @@ fn verdict_name(v: Verdict) -> &'static str {
 
 /// The verdict line and one `severity rule file:line` line per finding.
 fn actual(case: &Path, report: &Report) -> Vec<String> {
-    let prefix = format!("{}/", case.display());
+    let case_dir = format!("{}/", case.display());
     let mut lines = vec![format!(
         "verdict: {}",
         verdict_name(report.verdict(Severity::High))
@@ -53,12 +53,12 @@ fn actual(case: &Path, report: &Report) -> Vec<String> {
         let file = w.split(':').next().unwrap_or(w);
         lines.push(format!(
             "skipped {}",
-            file.strip_prefix(&prefix).unwrap_or(file)
+            file.strip_prefix(&case_dir).unwrap_or(file)
         ));
     }
     for f in report.findings() {
         let loc = f.location.to_string();
-        let loc = loc.strip_prefix(&prefix).unwrap_or(&loc).to_owned();
+        let loc = loc.strip_prefix(&case_dir).unwrap_or(&loc).to_owned();
         lines.push(format!("{} {} {loc}", f.severity, f.rule_id));
     }
     lines

@@ -1,7 +1,7 @@
 //! [`FakeImds`]: an EC2 Instance Metadata Service (IMDSv2) stand-in.
 //!
-//! - `PUT /latest/api/token` needs `X-aws-ec2-metadata-token-ttl-seconds` (1..=21600,
-//!   400 otherwise) and answers a token plus the same TTL header (which can be
+//! - `PUT /latest/api/token` needs `X-aws-ec2-metadata-token-ttl-seconds`
+//!   (1..=[`MAX_TOKEN_TTL_SECS`], 400 otherwise) and answers a token plus the same TTL header (which can be
 //!   omitted to emulate moto's broken IMDS).
 //! - GETs need a valid, unexpired `X-aws-ec2-metadata-token` (401 otherwise) unless
 //!   IMDSv1 is enabled (then a missing token is fine; a bad one is still 401).
@@ -38,6 +38,8 @@ pub const CREDENTIALS_PATH: &str = "/latest/meta-data/iam/security-credentials/"
 pub const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 /// Token header.
 pub const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
+/// The longest token TTL IMDS grants (6 h); a longer (or zero) request is a 400.
+pub const MAX_TOKEN_TTL_SECS: u64 = 21_600;
 /// Default role name.
 pub const DEFAULT_ROLE_NAME: &str = "node-role";
 /// Default instance id (used as the STS session name).
@@ -537,7 +539,7 @@ async fn respond(shared: &Shared, req: &ReqInfo, conn: &ConnInfo) -> Outcome {
             .ttl
             .as_deref()
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|v| (1..=21600).contains(v));
+            .filter(|v| (1..=MAX_TOKEN_TTL_SECS).contains(v));
         let Some(requested) = requested else {
             return Outcome::Respond(server::text(400, "Bad Request"));
         };

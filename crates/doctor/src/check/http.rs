@@ -4,19 +4,17 @@
 //! "connect timed out" and "connected but no answer" into a few error kinds;
 //! the leak detector needs each of them told apart, so it speaks HTTP itself:
 //! one request per connection (`Connection: close`), `Content-Length`, chunked
-//! or read-to-EOF bodies, capped at [`MAX_BODY`].
+//! or read-to-EOF bodies, capped at [`MAX_BODY_BYTES`] (the provider's cap).
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use eks_pod_identity_provider::protocol::MAX_BODY_BYTES;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 use url::{Host, Url};
-
-/// Largest response body read (64 KiB, like the provider).
-pub const MAX_BODY: usize = 64 * 1024;
 
 /// Why a TCP connect failed, as the leak detector distinguishes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +95,7 @@ pub struct Response {
     pub status: u16,
     /// Headers, names lowercased, in order.
     pub headers: Vec<(String, String)>,
-    /// Body (lossy UTF-8, at most [`MAX_BODY`] bytes).
+    /// Body (lossy UTF-8, at most [`MAX_BODY_BYTES`] bytes).
     pub body: String,
 }
 
@@ -122,6 +120,10 @@ pub struct Target {
 
 impl Target {
     /// Resolves the host of an `http://` URL (names through the system resolver).
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Resolve`] when the URL has no host or the name does not resolve.
     pub async fn from_url(url: &Url) -> Result<Target, HttpError> {
         let port = url.port_or_known_default().unwrap_or(80);
         let (addrs, host) = match url.host() {
@@ -148,6 +150,11 @@ impl Target {
 }
 
 /// Connects to the first address of `target` that accepts within `connect_timeout` each.
+///
+/// # Errors
+///
+/// [`HttpError::Connect`] with the last address's failure (refused,
+/// unreachable, timeout, ...) when none accepts.
 pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<TcpStream, HttpError> {
     let mut last = HttpError::Resolve("no addresses".into());
     for addr in &target.addrs {
@@ -161,6 +168,12 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<TcpSt
 }
 
 /// Sends one request on a fresh connection and reads the response before `deadline`.
+///
+/// # Errors
+///
+/// [`HttpError::Connect`] when no address accepts, [`HttpError::NoAnswer`]
+/// when the peer accepted but sent no complete response before `deadline`,
+/// and the other [`HttpError`] variants for a broken or malformed response.
 pub async fn request(
     target: &Target,
     method: &str,
@@ -263,7 +276,7 @@ async fn read_response(stream: &mut TcpStream) -> Result<Response, ReadError> {
     } else if chunked {
         body = read_chunked(stream, body).await?;
     } else if let Some(len) = length {
-        let want = len.min(MAX_BODY);
+        let want = len.min(MAX_BODY_BYTES);
         while body.len() < want {
             let mut chunk = [0u8; 4096];
             let n = stream.read(&mut chunk).await?;
@@ -274,7 +287,7 @@ async fn read_response(stream: &mut TcpStream) -> Result<Response, ReadError> {
         }
         body.truncate(want);
     } else {
-        while body.len() < MAX_BODY {
+        while body.len() < MAX_BODY_BYTES {
             let mut chunk = [0u8; 4096];
             let n = stream.read(&mut chunk).await?;
             if n == 0 {
@@ -282,7 +295,7 @@ async fn read_response(stream: &mut TcpStream) -> Result<Response, ReadError> {
             }
             body.extend_from_slice(&chunk[..n]);
         }
-        body.truncate(MAX_BODY);
+        body.truncate(MAX_BODY_BYTES);
     }
     Ok(Response {
         status,
@@ -310,8 +323,8 @@ async fn read_chunked(stream: &mut TcpStream, mut raw: Vec<u8>) -> Result<Vec<u8
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .map_err(|_| ReadError::Malformed(format!("bad chunk size {size_text:?}")))?;
         raw.drain(..line_end + 2);
-        if size == 0 || out.len() >= MAX_BODY {
-            out.truncate(MAX_BODY);
+        if size == 0 || out.len() >= MAX_BODY_BYTES {
+            out.truncate(MAX_BODY_BYTES);
             return Ok(out);
         }
         while raw.len() < size + 2 {

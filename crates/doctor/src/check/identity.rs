@@ -3,21 +3,68 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eks_pod_identity_provider::config::Env;
+use eks_pod_identity_provider::Env;
 use eks_pod_identity_provider::{CredentialChain, ProviderContext};
 use tokio::time::{timeout_at, Instant};
 
-use super::{prefix, SharedEnv};
+use super::probe::{key_id_hint, Observation, Outcome, SharedEnv};
+use crate::report::{ProbeStatus, Severity};
+use crate::rules::{self, Rule};
 
 pub(crate) const PROBE: &str = "identity";
+
+/// What the `identity` probe can observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdentityOutcome {
+    /// The chain resolved no credentials.
+    Unresolved,
+    /// The credentials are the node's role.
+    NodeRole,
+    /// STS names a role that is not the node's.
+    OwnRole,
+    /// Credentials resolved, but STS could not (or was not asked to) say whose.
+    Unverified,
+    /// The probe did not finish within the check's budget.
+    TimedOut,
+}
+
+impl Outcome for IdentityOutcome {
+    fn name(self) -> &'static str {
+        match self {
+            IdentityOutcome::Unresolved => "unresolved",
+            IdentityOutcome::NodeRole => "node_role",
+            IdentityOutcome::OwnRole => "own_role",
+            IdentityOutcome::Unverified => "unverified",
+            IdentityOutcome::TimedOut => "timeout",
+        }
+    }
+
+    fn rule(self) -> Option<&'static Rule> {
+        match self {
+            IdentityOutcome::Unresolved => Some(&rules::ID_UNRESOLVED),
+            IdentityOutcome::NodeRole => Some(&rules::ID_NODE_ROLE),
+            IdentityOutcome::OwnRole => Some(&rules::ID_RESOLVED),
+            IdentityOutcome::Unverified => Some(&rules::ID_UNVERIFIED),
+            IdentityOutcome::TimedOut => None,
+        }
+    }
+
+    fn status(self) -> ProbeStatus {
+        match self {
+            IdentityOutcome::Unresolved | IdentityOutcome::TimedOut => ProbeStatus::Unknown,
+            IdentityOutcome::NodeRole => ProbeStatus::Leak,
+            IdentityOutcome::OwnRole | IdentityOutcome::Unverified => ProbeStatus::Ok,
+        }
+    }
+}
 
 /// What the chain (and STS) said; judged later against the IMDS role name.
 #[derive(Debug, Default)]
 pub(crate) struct IdentityObservation {
     /// `pod-identity` or `imds:<role>` when credentials resolved.
     pub source: Option<String>,
-    /// AccessKeyId prefix of the resolved credentials.
-    pub key_prefix: Option<String>,
+    /// The resolved credentials' AccessKeyId, shortened (`ASIA…`).
+    pub key_id_hint: Option<String>,
     /// Why the chain resolved nothing.
     pub chain_error: Option<String>,
     /// `GetCallerIdentity` ARN.
@@ -80,7 +127,7 @@ pub(crate) async fn probe(
         }
         Ok(Ok(creds)) => {
             obs.source = Some(chain.status().source);
-            obs.key_prefix = Some(prefix(creds.access_key_id()));
+            obs.key_id_hint = Some(key_id_hint(creds.access_key_id()));
         }
     }
     if !settings.sts {
@@ -130,6 +177,72 @@ pub(crate) async fn probe(
     obs
 }
 
+/// Judges what the chain and STS said against the role names the IMDS
+/// probes read (`imds_roles`). Pure.
+pub(crate) fn classify(
+    obs: &IdentityObservation,
+    imds_roles: &[String],
+    in_kubernetes: bool,
+) -> Observation<IdentityOutcome> {
+    let Some(source) = &obs.source else {
+        let err = obs.chain_error.clone().unwrap_or_default();
+        return Observation::same(IdentityOutcome::Unresolved, err);
+    };
+    let key = obs.key_id_hint.clone().unwrap_or_default();
+    let chain_imds_role = source.strip_prefix("imds:").map(str::to_owned);
+    let sts_role = obs.arn.as_deref().and_then(role_of_arn).map(str::to_owned);
+    let node_role = chain_imds_role.clone().or_else(|| {
+        sts_role
+            .as_ref()
+            .filter(|r| imds_roles.iter().any(|i| i == *r))
+            .cloned()
+    });
+    let who = obs
+        .arn
+        .clone()
+        .map(|a| format!(", STS: {a}"))
+        .unwrap_or_default();
+    if let Some(role) = node_role {
+        let text = format!("chain source {source} (AccessKeyId {key}){who}: node role {role}");
+        let seen = Observation::same(IdentityOutcome::NodeRole, text);
+        return if chain_imds_role.is_some() && !in_kubernetes {
+            seen.with_severity(Severity::Info).with_title(
+                "the credentials resolved here are the instance role (not in a Kubernetes pod)",
+            )
+        } else {
+            seen
+        };
+    }
+    match (&obs.arn, &obs.sts_error) {
+        (Some(arn), _) => {
+            let node = if imds_roles.is_empty() {
+                "node role not readable from here".to_owned()
+            } else {
+                format!("node role {}", imds_roles.join(", "))
+            };
+            Observation::same(
+                IdentityOutcome::OwnRole,
+                format!("chain source {source} (AccessKeyId {key}): {arn}; {node}"),
+            )
+        }
+        (None, Some(err)) => Observation::same(
+            IdentityOutcome::Unverified,
+            format!("chain source {source} (AccessKeyId {key}); {err}"),
+        ),
+        (None, None) => {
+            let why = if obs.sts_skipped {
+                "STS not asked (--no-sts)"
+            } else {
+                "STS returned no ARN"
+            };
+            Observation::same(
+                IdentityOutcome::Unverified,
+                format!("chain source {source} (AccessKeyId {key}); {why}"),
+            )
+        }
+    }
+}
+
 /// The role name of an `assumed-role` ARN (`arn:aws:sts::1:assumed-role/ROLE/session`)
 /// or a role ARN (`arn:aws:iam::1:role/path/ROLE`).
 ///
@@ -147,5 +260,100 @@ pub fn role_of_arn(arn: &str) -> Option<&str> {
         rest.rsplit('/').next().filter(|s| !s.is_empty())
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::probe::assert_matrix;
+
+    #[test]
+    fn outcome_matrix() {
+        use IdentityOutcome as I;
+        use ProbeStatus::{Leak, Ok, Unknown};
+        assert_matrix(&[
+            (I::Unresolved, "unresolved", Some("EPI-ID-002"), Unknown),
+            (I::NodeRole, "node_role", Some("EPI-ID-001"), Leak),
+            (I::OwnRole, "own_role", Some("EPI-ID-003"), Ok),
+            (I::Unverified, "unverified", Some("EPI-ID-004"), Ok),
+            (I::TimedOut, "timeout", None, Unknown),
+        ]);
+    }
+
+    fn resolved(source: &str, arn: Option<&str>) -> IdentityObservation {
+        IdentityObservation {
+            source: Some(source.into()),
+            key_id_hint: Some("ASIA…".into()),
+            arn: arn.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn classify_judges_the_identity_against_the_node_role() {
+        let node = ["node-role".to_owned()];
+        let unresolved = IdentityObservation {
+            chain_error: Some("no source".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            classify(&unresolved, &node, true),
+            Observation::same(IdentityOutcome::Unresolved, "no source")
+        );
+
+        // The chain fell back to IMDS: the node role, lowered outside Kubernetes.
+        let imds = resolved("imds:node-role", None);
+        let in_pod = classify(&imds, &[], true);
+        assert_eq!(
+            (in_pod.outcome, in_pod.severity),
+            (IdentityOutcome::NodeRole, None)
+        );
+        assert_eq!(
+            in_pod.evidence,
+            "chain source imds:node-role (AccessKeyId ASIA…): node role node-role"
+        );
+        let on_host = classify(&imds, &[], false);
+        assert_eq!(on_host.severity, Some(Severity::Info));
+        assert!(on_host.title.is_some());
+
+        // STS names the role the IMDS probes read.
+        let sts_node = resolved(
+            "pod-identity",
+            Some("arn:aws:sts::1:assumed-role/node-role/i-1"),
+        );
+        assert_eq!(
+            classify(&sts_node, &node, true).outcome,
+            IdentityOutcome::NodeRole
+        );
+
+        // Its own role.
+        let own = classify(
+            &resolved("pod-identity", Some("arn:aws:sts::1:assumed-role/app/s")),
+            &node,
+            true,
+        );
+        assert_eq!(own.outcome, IdentityOutcome::OwnRole);
+        assert_eq!(
+            own.evidence,
+            "chain source pod-identity (AccessKeyId ASIA…): arn:aws:sts::1:assumed-role/app/s; node role node-role"
+        );
+
+        // STS failed, or was not asked.
+        let mut failed = resolved("pod-identity", None);
+        failed.sts_error = Some("GetCallerIdentity: boom".into());
+        assert_eq!(
+            classify(&failed, &node, true).evidence,
+            "chain source pod-identity (AccessKeyId ASIA…); GetCallerIdentity: boom"
+        );
+        let mut skipped = resolved("pod-identity", None);
+        skipped.sts_skipped = true;
+        let seen = classify(&skipped, &node, true);
+        assert_eq!(seen.outcome, IdentityOutcome::Unverified);
+        assert!(
+            seen.evidence.ends_with("STS not asked (--no-sts)"),
+            "{}",
+            seen.evidence
+        );
     }
 }

@@ -16,7 +16,15 @@
 //! | `host-network` | pod IP == host IP (downward API env) | `EPI-ID-010` |
 //!
 //! Every outcome is a finding with its own rule id (protected ones as `info`)
-//! and a [`ProbeResult`] in the report, so a clean run shows *why* it is clean.
+//! and a [`ProbeResult`](crate::report::ProbeResult) in the report, so a clean
+//! run shows *why* it is clean.
+//!
+//! Each probe is a module (`imds`, `pod_identity`, `token`, `shadow`,
+//! `identity`, `host_network`) with its own outcome enum and two halves: I/O
+//! steps that gather raw results, and a pure `classify` that turns them into
+//! outcomes. The enum alone decides each outcome's JSON name, rule and status
+//! (exhaustive matches, so the compiler checks the whole matrix); `probe`
+//! holds what they share.
 //! Nothing secret is ever printed: credentials appear as an AccessKeyId prefix
 //! (`ASIA…`), a role name and an expiry; tokens never.
 //!
@@ -35,21 +43,32 @@
 //! # Ok(()) }
 //! ```
 
+mod host_network;
 pub mod http;
 mod identity;
 mod imds;
 pub mod pod_identity;
+mod probe;
 mod shadow;
+mod summary;
+mod token;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use eks_pod_identity_provider::config::{self as pconfig, vars, Env, ProcessEnv};
+use eks_pod_identity_provider::config::vars;
+use eks_pod_identity_provider::protocol::{IMDS_ENDPOINT_V4, IMDS_ENDPOINT_V6};
+use eks_pod_identity_provider::{Env, ProcessEnv};
 use tokio::time::{timeout_at, Instant};
 use url::{Host, Url};
 
-use crate::report::{Command, Finding, Location, ProbeResult, ProbeStatus, Report, Severity};
-use crate::rules;
+use crate::report::{Command, Report};
+
+use identity::IdentityOutcome;
+use imds::ImdsOutcome;
+use pod_identity::{AgentOutcome, EnvOutcome, AGENT_PROBE, ENV_PROBE, TOKEN_PROBE};
+use probe::Probe;
+use token::TokenOutcome;
 
 pub use identity::role_of_arn;
 
@@ -58,7 +77,7 @@ pub const PROBE_IMDS_IPV4: &str = "imds-ipv4";
 /// Probe name of the IPv6 IMDS probe.
 pub const PROBE_IMDS_IPV6: &str = "imds-ipv6";
 /// Probe name of the host-network hint.
-pub const PROBE_HOST_NETWORK: &str = "host-network";
+pub const PROBE_HOST_NETWORK: &str = host_network::PROBE;
 /// Probe name of the identity probe.
 pub const PROBE_IDENTITY: &str = identity::PROBE;
 
@@ -139,103 +158,6 @@ pub enum CheckError {
     ZeroTimeout(&'static str),
 }
 
-/// An [`Env`] shared behind an `Arc` (the provider wants an owned `impl Env`).
-#[derive(Debug, Clone)]
-pub(crate) struct SharedEnv(pub Arc<dyn Env>);
-
-impl Env for SharedEnv {
-    fn get(&self, key: &str) -> Option<String> {
-        self.0.get(key)
-    }
-}
-
-/// First four characters and an ellipsis: enough to tell `AKIA` (long-term)
-/// from `ASIA` (temporary) without printing the key id.
-pub(crate) fn prefix(s: &str) -> String {
-    let p: String = s.chars().take(4).collect();
-    format!("{p}…")
-}
-
-/// RFC 3339 UTC, seconds precision.
-pub(crate) fn fmt_time(t: SystemTime) -> String {
-    let dt = ::time::OffsetDateTime::from(t);
-    let dt = dt.replace_nanosecond(0).unwrap_or(dt);
-    dt.format(&::time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| dt.to_string())
-}
-
-/// A probe in progress: its findings, outcomes and overall status.
-#[derive(Debug)]
-pub(crate) struct Probe {
-    pub name: &'static str,
-    pub target: Option<String>,
-    pub findings: Vec<Finding>,
-    pub outcomes: Vec<String>,
-    status: Option<ProbeStatus>,
-    details: Vec<String>,
-}
-
-fn rank(s: ProbeStatus) -> u8 {
-    match s {
-        ProbeStatus::Leak => 5,
-        ProbeStatus::Misconfigured => 4,
-        ProbeStatus::Unknown => 3,
-        ProbeStatus::Protected => 2,
-        ProbeStatus::Ok => 1,
-        _ => 0,
-    }
-}
-
-impl Probe {
-    pub fn new(name: &'static str, target: Option<String>) -> Self {
-        Probe {
-            name,
-            target,
-            findings: Vec::new(),
-            outcomes: Vec::new(),
-            status: None,
-            details: Vec::new(),
-        }
-    }
-
-    /// Adds a finding; returns its index.
-    pub fn finding(&mut self, f: Finding) -> usize {
-        self.findings.push(f);
-        self.findings.len() - 1
-    }
-
-    /// Records an outcome; the probe's status is the worst seen.
-    pub fn outcome(&mut self, name: &str, status: ProbeStatus, detail: impl Into<String>) {
-        self.outcomes.push(name.to_owned());
-        if self.status.is_none_or(|s| rank(status) > rank(s)) {
-            self.status = Some(status);
-        }
-        let d = detail.into();
-        if !d.is_empty() {
-            self.details.push(d);
-        }
-    }
-
-    /// Records an outcome that changes neither status nor detail.
-    pub fn note(&mut self, name: &str) {
-        self.outcomes.push(name.to_owned());
-    }
-
-    fn finish(self, report: &mut Report) {
-        report.add_scanned(self.name);
-        for f in self.findings {
-            report.push(f);
-        }
-        report.add_probe(ProbeResult {
-            probe: self.name.to_owned(),
-            target: self.target,
-            status: self.status.unwrap_or(ProbeStatus::Unknown),
-            outcomes: self.outcomes,
-            detail: self.details.join("; "),
-        });
-    }
-}
-
 fn parse_endpoint(value: &str, origin: &str) -> Result<Url, CheckError> {
     let err = |reason: String| CheckError::InvalidEndpoint {
         value: value.to_owned(),
@@ -269,57 +191,28 @@ fn imds_endpoints(opts: &CheckOptions) -> Result<(Url, Url), CheckError> {
         Some(v) => parse_endpoint(v, "--imds-endpoint")?,
         None => match &env_endpoint {
             Some(u) if !env_is_v6 => u.clone(),
-            _ => parse_endpoint(pconfig::IMDS_IPV4, "default")?,
+            _ => parse_endpoint(IMDS_ENDPOINT_V4, "default")?,
         },
     };
     let v6 = match &opts.imds_ipv6_endpoint {
         Some(v) => parse_endpoint(v, "--imds-ipv6-endpoint")?,
         None => match &env_endpoint {
             Some(u) if env_is_v6 => u.clone(),
-            _ => parse_endpoint(pconfig::IMDS_IPV6, "default")?,
+            _ => parse_endpoint(IMDS_ENDPOINT_V6, "default")?,
         },
     };
     Ok((v4, v6))
 }
 
-fn host_network(opts: &CheckOptions) -> Probe {
-    let mut p = Probe::new(PROBE_HOST_NETWORK, None);
-    let pod = opts.env.non_empty(&opts.pod_ip_env);
-    let host = opts.env.non_empty(&opts.host_ip_env);
-    match (pod, host) {
-        (Some(pod), Some(host)) if pod.trim() == host.trim() => {
-            let text = format!(
-                "{}={pod} equals {}={host}",
-                opts.pod_ip_env, opts.host_ip_env
-            );
-            p.finding(Finding::new(
-                &rules::ID_HOST_NETWORK,
-                text.clone(),
-                Location::probe(PROBE_HOST_NETWORK, None),
-            ));
-            p.outcome("host_network", ProbeStatus::Leak, text);
-        }
-        (Some(pod), Some(host)) => p.outcome(
-            "pod_network",
-            ProbeStatus::Ok,
-            format!(
-                "{}={pod}, {}={host}: not on the host network",
-                opts.pod_ip_env, opts.host_ip_env
-            ),
-        ),
-        _ => p.outcome(
-            "unknown",
-            ProbeStatus::Unknown,
-            format!(
-                "{} / {} not set (expose status.podIP and status.hostIP through the downward API)",
-                opts.pod_ip_env, opts.host_ip_env
-            ),
-        ),
-    }
-    p
-}
-
 /// Runs every probe and returns the report (findings sorted, probes in a fixed order).
+///
+/// What the probes find is in the report, never an error.
+///
+/// # Errors
+///
+/// [`CheckError::ZeroTimeout`] when a timeout of `opts` is zero, and
+/// [`CheckError::InvalidEndpoint`] when an IMDS endpoint (an option or
+/// `AWS_EC2_METADATA_SERVICE_ENDPOINT`) is not a valid `http` URL.
 pub async fn run_check(opts: &CheckOptions) -> Result<Report, CheckError> {
     for (d, name) in [
         (opts.timeout, "--timeout"),
@@ -373,8 +266,6 @@ pub async fn run_check(opts: &CheckOptions) -> Result<Report, CheckError> {
 
     let mut report = Report::new(Command::Check);
     let mut roles = Vec::new();
-    let timed_out =
-        |name: &'static str, target: Option<String>| timed_out_probe(name, target, opts.timeout);
 
     for (name, url, res) in [
         (PROBE_IMDS_IPV4, &v4, Some(imds4)),
@@ -385,35 +276,31 @@ pub async fn run_check(opts: &CheckOptions) -> Result<Report, CheckError> {
     match pi {
         Ok(obs) => obs.probes.into_iter().for_each(|p| p.finish(&mut report)),
         Err(_) => {
-            for name in [
-                pod_identity::ENV_PROBE,
-                pod_identity::TOKEN_PROBE,
-                pod_identity::AGENT_PROBE,
-            ] {
-                timed_out(name, None).finish(&mut report);
-            }
+            let budget = opts.timeout;
+            probe::timed_out(ENV_PROBE, None, EnvOutcome::TimedOut, budget).finish(&mut report);
+            probe::timed_out(TOKEN_PROBE, None, TokenOutcome::TimedOut, budget).finish(&mut report);
+            probe::timed_out(AGENT_PROBE, None, AgentOutcome::TimedOut, budget).finish(&mut report);
         }
     }
     shadow::probe(&*opts.env).finish(&mut report);
     match id {
-        Ok(obs) => judge_identity(opts, &obs, &roles).finish(&mut report),
-        Err(_) => timed_out(PROBE_IDENTITY, None).finish(&mut report),
+        Ok(obs) => {
+            let in_kubernetes = opts.env.non_empty(vars::KUBERNETES_SERVICE_HOST).is_some();
+            let mut p = Probe::new(PROBE_IDENTITY, None);
+            p.record(identity::classify(&obs, &roles, in_kubernetes));
+            p.finish(&mut report);
+        }
+        Err(_) => probe::timed_out(
+            PROBE_IDENTITY,
+            None,
+            IdentityOutcome::TimedOut,
+            opts.timeout,
+        )
+        .finish(&mut report),
     }
-    host_network(opts).finish(&mut report);
+    host_network::probe(&*opts.env, &opts.pod_ip_env, &opts.host_ip_env).finish(&mut report);
     report.sort();
     Ok(report)
-}
-
-/// A probe still running when the whole check's budget ran out (something
-/// unbounded, such as a DNS lookup, held it): its own outcome, not a guess.
-fn timed_out_probe(name: &'static str, target: Option<String>, budget: Duration) -> Probe {
-    let mut p = Probe::new(name, target);
-    p.outcome(
-        "timeout",
-        ProbeStatus::Unknown,
-        format!("did not finish within {} ms", budget.as_millis()),
-    );
-    p
 }
 
 /// What an IMDS probe contributes: its observation, a `timeout`, or `skipped`
@@ -426,31 +313,25 @@ fn imds_result(
 ) -> imds::ImdsObservation {
     match res {
         Some(Ok(obs)) => obs,
-        Some(Err(_)) => {
-            // Exposure unknown: a finding, so the report does not read as clean.
-            let shown = imds::display(url);
-            let mut p = timed_out_probe(name, Some(shown.clone()), budget);
-            p.finding(Finding::new(
-                &rules::IMDS_UNEXPECTED,
-                format!(
-                    "the probe did not finish within the check's {} ms",
-                    budget.as_millis()
-                ),
-                Location::probe(name, Some(shown)),
-            ));
-            imds::ImdsObservation {
-                probe: p,
-                role: None,
-            }
-        }
-        None => {
-            let mut p = Probe::new(name, Some(imds::display(url)));
-            p.outcome("skipped", ProbeStatus::Skipped, "--no-ipv6");
-            imds::ImdsObservation {
-                probe: p,
-                role: None,
-            }
-        }
+        // Exposure unknown: a finding, so the report does not read as clean.
+        Some(Err(_)) => imds::ImdsObservation {
+            probe: probe::timed_out(
+                name,
+                Some(imds::display(url)),
+                ImdsOutcome::TimedOut,
+                budget,
+            ),
+            role: None,
+        },
+        None => imds::ImdsObservation {
+            probe: probe::skipped(
+                name,
+                Some(imds::display(url)),
+                ImdsOutcome::Skipped,
+                "--no-ipv6",
+            ),
+            role: None,
+        },
     }
 }
 
@@ -462,79 +343,10 @@ impl imds::ImdsObservation {
     }
 }
 
-fn judge_identity(
-    opts: &CheckOptions,
-    obs: &identity::IdentityObservation,
-    imds_roles: &[String],
-) -> Probe {
-    let mut p = Probe::new(PROBE_IDENTITY, None);
-    let loc = || Location::probe(PROBE_IDENTITY, None);
-    let in_kubernetes = opts.env.non_empty(vars::KUBERNETES_SERVICE_HOST).is_some();
-    let Some(source) = &obs.source else {
-        let err = obs.chain_error.clone().unwrap_or_default();
-        p.finding(Finding::new(&rules::ID_UNRESOLVED, err.clone(), loc()));
-        p.outcome("unresolved", ProbeStatus::Unknown, err);
-        return p;
-    };
-    let key = obs.key_prefix.clone().unwrap_or_default();
-    let chain_imds_role = source.strip_prefix("imds:").map(str::to_owned);
-    let sts_role = obs.arn.as_deref().and_then(role_of_arn).map(str::to_owned);
-    let node_role = chain_imds_role.clone().or_else(|| {
-        sts_role
-            .as_ref()
-            .filter(|r| imds_roles.iter().any(|i| i == *r))
-            .cloned()
-    });
-    let who = obs
-        .arn
-        .clone()
-        .map(|a| format!(", STS: {a}"))
-        .unwrap_or_default();
-    if let Some(role) = node_role {
-        let text = format!("chain source {source} (AccessKeyId {key}){who}: node role {role}");
-        let mut f = Finding::new(&rules::ID_NODE_ROLE, text.clone(), loc());
-        if chain_imds_role.is_some() && !in_kubernetes {
-            f = f.with_severity(Severity::Info).with_title(
-                "the credentials resolved here are the instance role (not in a Kubernetes pod)",
-            );
-        }
-        p.finding(f);
-        p.outcome("node_role", ProbeStatus::Leak, text);
-        return p;
-    }
-    match (&obs.arn, &obs.sts_error) {
-        (Some(arn), _) => {
-            let node = if imds_roles.is_empty() {
-                "node role not readable from here".to_owned()
-            } else {
-                format!("node role {}", imds_roles.join(", "))
-            };
-            let text = format!("chain source {source} (AccessKeyId {key}): {arn}; {node}");
-            p.finding(Finding::new(&rules::ID_RESOLVED, text.clone(), loc()));
-            p.outcome("own_role", ProbeStatus::Ok, text);
-        }
-        (None, Some(err)) => {
-            let text = format!("chain source {source} (AccessKeyId {key}); {err}");
-            p.finding(Finding::new(&rules::ID_UNVERIFIED, text.clone(), loc()));
-            p.outcome("unverified", ProbeStatus::Ok, text);
-        }
-        (None, None) => {
-            let why = if obs.sts_skipped {
-                "STS not asked (--no-sts)"
-            } else {
-                "STS returned no ARN"
-            };
-            let text = format!("chain source {source} (AccessKeyId {key}); {why}");
-            p.finding(Finding::new(&rules::ID_UNVERIFIED, text.clone(), loc()));
-            p.outcome("unverified", ProbeStatus::Ok, text);
-        }
-    }
-    p
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{ProbeStatus, Severity};
 
     #[tokio::test]
     async fn a_probe_cut_off_by_the_overall_budget_is_a_timeout_outcome() {

@@ -1,111 +1,139 @@
 //! Pod Identity probes: the env, the token, the agent.
+//!
+//! Each has its outcome enum (`EnvOutcome`, `TokenOutcome`, `AgentOutcome`)
+//! and a pure classify step (`classify_endpoint`, `classify_token`,
+//! `classify_agent`) after its I/O (resolving the endpoint, reading the token
+//! file, calling the agent).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use eks_pod_identity_provider::config::{
-    container_credentials_from_env, is_allowed_http_ip, vars, ContainerCredentialsEnv, Env,
-    TokenSource,
+    container_credentials_from_env, is_allowed_http_ip, token_from_env, vars,
+    ContainerCredentialsEnv,
 };
+use eks_pod_identity_provider::Env;
 use tokio::time::Instant;
 
-use super::http::{self, HttpError, Target};
-use super::imds::credentials_summary;
-use super::{fmt_time, Probe};
-use crate::report::{Finding, Location, ProbeStatus, Severity};
-use crate::rules;
+use super::http::{self, HttpError, Response, Target};
+use super::probe::{Observation, Outcome, Probe};
+use super::summary::credentials_summary;
+use super::token::{classify_token, read_token, TokenOutcome};
 
-/// The audience EKS Auth accepts.
-pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
+pub use super::token::{decode_claims, TokenClaims, TokenShapeError, POD_IDENTITY_AUDIENCE};
+use crate::report::{ProbeStatus, Severity};
+use crate::rules::{self, Rule};
 
 pub(crate) const ENV_PROBE: &str = "pod-identity-env";
 pub(crate) const TOKEN_PROBE: &str = "pod-identity-token";
 pub(crate) const AGENT_PROBE: &str = "pod-identity-agent";
 
-/// The claims the doctor looks at (signature not verified).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenClaims {
-    /// Audiences (`aud`, string or array).
-    pub aud: Vec<String>,
-    /// Subject, e.g. `system:serviceaccount:ns:sa`.
-    pub sub: Option<String>,
-    /// Expiry (`exp`, seconds since the epoch).
-    pub exp: Option<i64>,
+/// What the `pod-identity-env` probe can observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EnvOutcome {
+    /// Neither the endpoint nor the token variable is set, in a Kubernetes pod.
+    NotConfigured,
+    /// Neither is set, and this is not a Kubernetes pod: nothing to judge.
+    NotConfiguredOutsideKubernetes,
+    /// The endpoint variable is invalid, or its host resolves to an address
+    /// plain http is not allowed to.
+    EndpointInvalid,
+    /// The endpoint is set and allowed.
+    Configured,
+    /// The probe did not finish within the check's budget.
+    TimedOut,
 }
 
-/// Why a token is not JWT-shaped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenShapeError {
-    /// Empty after trimming one trailing newline.
-    #[error("the token is empty")]
-    Empty,
-    /// A CR or LF inside the token (header injection).
-    #[error("the token contains a line break")]
-    LineBreak,
-    /// Not three dot-separated parts.
-    #[error("not a JWT: {0} dot-separated part(s) instead of 3")]
-    Parts(usize),
-    /// The payload is not base64url JSON.
-    #[error("the JWT payload is not base64url-encoded JSON: {0}")]
-    Payload(String),
+impl Outcome for EnvOutcome {
+    fn name(self) -> &'static str {
+        match self {
+            EnvOutcome::NotConfigured | EnvOutcome::NotConfiguredOutsideKubernetes => {
+                "not_configured"
+            }
+            EnvOutcome::EndpointInvalid => "endpoint_invalid",
+            EnvOutcome::Configured => "configured",
+            EnvOutcome::TimedOut => "timeout",
+        }
+    }
+
+    fn rule(self) -> Option<&'static Rule> {
+        match self {
+            EnvOutcome::NotConfigured | EnvOutcome::NotConfiguredOutsideKubernetes => {
+                Some(&rules::PI_NOT_CONFIGURED)
+            }
+            EnvOutcome::EndpointInvalid => Some(&rules::PI_ENDPOINT_INVALID),
+            EnvOutcome::Configured | EnvOutcome::TimedOut => None,
+        }
+    }
+
+    fn status(self) -> ProbeStatus {
+        match self {
+            EnvOutcome::NotConfigured | EnvOutcome::EndpointInvalid => ProbeStatus::Misconfigured,
+            EnvOutcome::NotConfiguredOutsideKubernetes | EnvOutcome::TimedOut => {
+                ProbeStatus::Unknown
+            }
+            EnvOutcome::Configured => ProbeStatus::Ok,
+        }
+    }
 }
 
-/// Decodes a JWT's claims without verifying its signature. One trailing
-/// newline is trimmed (as the SDKs do); any other line break is rejected.
-///
-/// ```
-/// use eks_pod_identity_doctor::check::pod_identity::decode_claims;
-/// // {"alg":"none"} . {"aud":"pods.eks.amazonaws.com","exp":1} . sig
-/// let t = "eyJhbGciOiJub25lIn0.eyJhdWQiOiJwb2RzLmVrcy5hbWF6b25hd3MuY29tIiwiZXhwIjoxfQ.c2ln\n";
-/// let c = decode_claims(t).unwrap();
-/// assert_eq!(c.aud, ["pods.eks.amazonaws.com"]);
-/// assert_eq!(c.exp, Some(1));
-/// assert!(decode_claims("not-a-jwt").is_err());
-/// ```
-pub fn decode_claims(raw: &str) -> Result<TokenClaims, TokenShapeError> {
-    let t = raw
-        .strip_suffix("\r\n")
-        .or_else(|| raw.strip_suffix('\n'))
-        .unwrap_or(raw);
-    if t.trim().is_empty() {
-        return Err(TokenShapeError::Empty);
+/// What the `pod-identity-agent` probe can observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AgentOutcome {
+    /// 200 with a credentials document.
+    Ok,
+    /// An error status, or 200 with something else.
+    Error,
+    /// Connected, but no answer before the deadline.
+    NoAnswer,
+    /// Not resolvable or not reachable.
+    Unreachable,
+    /// Not called (no valid endpoint, no usable token, https, or not configured).
+    Skipped,
+    /// The probe did not finish within the check's budget.
+    TimedOut,
+}
+
+impl Outcome for AgentOutcome {
+    fn name(self) -> &'static str {
+        match self {
+            AgentOutcome::Ok => "agent_ok",
+            AgentOutcome::Error => "agent_error",
+            AgentOutcome::NoAnswer => "agent_no_answer",
+            AgentOutcome::Unreachable => "agent_unreachable",
+            AgentOutcome::Skipped => "skipped",
+            AgentOutcome::TimedOut => "timeout",
+        }
     }
-    if t.contains(['\r', '\n']) {
-        return Err(TokenShapeError::LineBreak);
+
+    fn rule(self) -> Option<&'static Rule> {
+        match self {
+            AgentOutcome::Ok => Some(&rules::PI_AGENT_OK),
+            AgentOutcome::Error => Some(&rules::PI_AGENT_ERROR),
+            AgentOutcome::NoAnswer | AgentOutcome::Unreachable => {
+                Some(&rules::PI_AGENT_UNREACHABLE)
+            }
+            AgentOutcome::Skipped | AgentOutcome::TimedOut => None,
+        }
     }
-    let parts: Vec<&str> = t.trim().split('.').collect();
-    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(TokenShapeError::Parts(parts.len()));
+
+    fn status(self) -> ProbeStatus {
+        match self {
+            AgentOutcome::Ok => ProbeStatus::Ok,
+            AgentOutcome::Error | AgentOutcome::NoAnswer | AgentOutcome::Unreachable => {
+                ProbeStatus::Misconfigured
+            }
+            AgentOutcome::Skipped => ProbeStatus::Skipped,
+            AgentOutcome::TimedOut => ProbeStatus::Unknown,
+        }
     }
-    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let payload = engine
-        .decode(parts[1].trim_end_matches('='))
-        .map_err(|e| TokenShapeError::Payload(e.to_string()))?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&payload).map_err(|e| TokenShapeError::Payload(e.to_string()))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| TokenShapeError::Payload("not a JSON object".into()))?;
-    let aud = match obj.get("aud") {
-        Some(serde_json::Value::String(s)) => vec![s.clone()],
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok(TokenClaims {
-        aud,
-        sub: obj.get("sub").and_then(|s| s.as_str()).map(str::to_owned),
-        exp: obj.get("exp").and_then(|e| e.as_i64()),
-    })
 }
 
 pub(crate) struct PodIdentityObservation {
     pub probes: Vec<Probe>,
 }
 
+/// Runs the three Pod Identity probes: the env, the token, the agent.
 pub(crate) async fn probe(
     env: &dyn Env,
     now: SystemTime,
@@ -116,53 +144,22 @@ pub(crate) async fn probe(
     let mut env_p = Probe::new(ENV_PROBE, None);
     let mut token_p = Probe::new(TOKEN_PROBE, None);
     let mut agent_p = Probe::new(AGENT_PROBE, None);
-    let env_loc = |target: Option<String>| Location::probe(ENV_PROBE, target);
 
     let config = match container_credentials_from_env(env) {
         Ok(None) => {
-            let mut f = Finding::new(
-                &rules::PI_NOT_CONFIGURED,
-                format!("{} and {} are not set", vars::FULL_URI, vars::TOKEN_FILE),
-                env_loc(None),
-            );
-            if !in_kubernetes {
-                f = f.with_severity(Severity::Info);
-            }
-            env_p.finding(f);
-            env_p.outcome(
-                "not_configured",
-                if in_kubernetes {
-                    ProbeStatus::Misconfigured
-                } else {
-                    ProbeStatus::Unknown
-                },
-                "Pod Identity env not set",
-            );
-            token_p.outcome(
-                "skipped",
-                ProbeStatus::Skipped,
-                "Pod Identity not configured",
-            );
-            agent_p.outcome(
-                "skipped",
-                ProbeStatus::Skipped,
-                "Pod Identity not configured",
-            );
+            env_p.record(not_configured(in_kubernetes));
+            let why = "Pod Identity not configured";
+            token_p.record(Observation::same(TokenOutcome::Skipped, why));
+            agent_p.record(Observation::same(AgentOutcome::Skipped, why));
             return PodIdentityObservation {
                 probes: vec![env_p, token_p, agent_p],
             };
         }
         Err(e) => {
-            env_p.finding(Finding::new(
-                &rules::PI_ENDPOINT_INVALID,
+            env_p.record(Observation::same(
+                EnvOutcome::EndpointInvalid,
                 e.to_string(),
-                env_loc(None),
             ));
-            env_p.outcome(
-                "endpoint_invalid",
-                ProbeStatus::Misconfigured,
-                e.to_string(),
-            );
             None
         }
         Ok(Some(c)) => Some(c),
@@ -170,184 +167,84 @@ pub(crate) async fn probe(
 
     let mut endpoint_ok = false;
     if let Some(c) = &config {
-        let uri = c.endpoint.uri().to_string();
-        if c.endpoint.must_resolve_to_allowed() {
-            match Target::from_url(c.endpoint.uri()).await {
-                Ok(t) => {
-                    let bad: Vec<String> = t
-                        .addrs
-                        .iter()
-                        .filter(|a| !is_allowed_http_ip(a.ip()))
-                        .map(|a| a.ip().to_string())
-                        .collect();
-                    if bad.is_empty() {
-                        endpoint_ok = true;
-                    } else {
-                        let text = format!(
-                            "{}={uri}: the host resolves to {} (plain http is allowed only to loopback and the agent/ECS addresses)",
-                            c.endpoint_var,
-                            bad.join(", ")
-                        );
-                        env_p.finding(Finding::new(
-                            &rules::PI_ENDPOINT_INVALID,
-                            text.clone(),
-                            env_loc(Some(uri.clone())),
-                        ));
-                        env_p.outcome("endpoint_invalid", ProbeStatus::Misconfigured, text);
-                    }
-                }
-                Err(e) => {
-                    let text = format!("{}={uri}: {e}", c.endpoint_var);
-                    env_p.finding(Finding::new(
-                        &rules::PI_ENDPOINT_INVALID,
-                        text.clone(),
-                        env_loc(Some(uri.clone())),
-                    ));
-                    env_p.outcome("endpoint_invalid", ProbeStatus::Misconfigured, text);
-                }
-            }
+        let resolved = if c.endpoint.must_resolve_to_allowed() {
+            Some(
+                Target::from_url(c.endpoint.uri())
+                    .await
+                    .map(|t| t.addrs.iter().map(|a| a.ip()).collect::<Vec<_>>()),
+            )
         } else {
-            endpoint_ok = true;
-        }
-        if endpoint_ok {
-            env_p.outcome(
-                "configured",
-                ProbeStatus::Ok,
-                format!("{}={uri}", c.endpoint_var),
-            );
-        }
+            None
+        };
+        let seen = classify_endpoint(c, resolved.as_ref());
+        endpoint_ok = seen.outcome == EnvOutcome::Configured;
+        env_p.record(seen);
     }
 
     // The token: from the file (preferred) or the value.
     let token_source = config
         .as_ref()
         .map(|c| c.token.clone())
-        .unwrap_or_else(|| eks_pod_identity_provider::config::token_from_env(env));
-    let token = check_token(&mut token_p, token_source, now);
+        .unwrap_or_else(|| token_from_env(env));
+    let (seen, token) = classify_token(&read_token(token_source), now);
+    token_p.record_all(seen);
 
     match (&config, endpoint_ok, token) {
         (Some(c), true, Some(token)) => {
             call_agent(&mut agent_p, c, &token, connect_timeout, deadline).await
         }
-        (_, _, None) => agent_p.outcome("skipped", ProbeStatus::Skipped, "no usable token"),
-        _ => agent_p.outcome("skipped", ProbeStatus::Skipped, "no valid endpoint"),
+        (_, _, None) => agent_p.record(Observation::same(AgentOutcome::Skipped, "no usable token")),
+        _ => agent_p.record(Observation::same(
+            AgentOutcome::Skipped,
+            "no valid endpoint",
+        )),
     }
     PodIdentityObservation {
         probes: vec![env_p, token_p, agent_p],
     }
 }
 
-/// Checks the token; returns it when it can be sent to the agent at all
-/// (present and JWT-shaped: an expired or wrong-audience token is still sent,
-/// so the agent's own answer is reported too).
-fn check_token(p: &mut Probe, source: Option<TokenSource>, now: SystemTime) -> Option<String> {
-    let (raw, origin, target) = match source {
-        None => {
-            p.finding(Finding::new(
-                &rules::PI_TOKEN_NOT_SET,
-                format!("neither {} nor {} is set", vars::TOKEN_FILE, vars::TOKEN),
-                Location::probe(TOKEN_PROBE, None),
-            ));
-            p.outcome(
-                "token_not_set",
-                ProbeStatus::Misconfigured,
-                "no token configured",
-            );
-            return None;
-        }
-        Some(TokenSource::File(path)) => {
-            let shown = path.display().to_string();
-            match std::fs::read(&path) {
-                Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {
-                    p.finding(Finding::new(
-                        &rules::PI_TOKEN_UNREADABLE,
-                        format!("{}={shown}: the file is empty", vars::TOKEN_FILE),
-                        Location::probe(TOKEN_PROBE, Some(shown.clone())),
-                    ));
-                    p.outcome(
-                        "token_unreadable",
-                        ProbeStatus::Misconfigured,
-                        "token file empty",
-                    );
-                    return None;
-                }
-                Ok(bytes) => (
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                    format!("{}={shown}", vars::TOKEN_FILE),
-                    Some(shown),
-                ),
-                Err(e) => {
-                    p.finding(Finding::new(
-                        &rules::PI_TOKEN_UNREADABLE,
-                        format!("{}={shown}: {e}", vars::TOKEN_FILE),
-                        Location::probe(TOKEN_PROBE, Some(shown.clone())),
-                    ));
-                    p.outcome(
-                        "token_unreadable",
-                        ProbeStatus::Misconfigured,
-                        format!("token file: {e}"),
-                    );
-                    return None;
-                }
+/// Neither variable set: a problem in a Kubernetes pod, a note elsewhere.
+pub(crate) fn not_configured(in_kubernetes: bool) -> Observation<EnvOutcome> {
+    let evidence = format!("{} and {} are not set", vars::FULL_URI, vars::TOKEN_FILE);
+    let detail = "Pod Identity env not set";
+    if in_kubernetes {
+        Observation::new(EnvOutcome::NotConfigured, evidence, detail)
+    } else {
+        Observation::new(EnvOutcome::NotConfiguredOutsideKubernetes, evidence, detail)
+            .with_severity(Severity::Info)
+    }
+}
+
+/// Whether a configured endpoint may be used: `resolved` holds the addresses
+/// its host resolved to (`None`: it needs no resolution). Pure.
+pub(crate) fn classify_endpoint(
+    c: &ContainerCredentialsEnv,
+    resolved: Option<&Result<Vec<IpAddr>, HttpError>>,
+) -> Observation<EnvOutcome> {
+    let uri = c.endpoint.uri().to_string();
+    let invalid = |text: String| {
+        Observation::same(EnvOutcome::EndpointInvalid, text).with_target(Some(uri.clone()))
+    };
+    match resolved {
+        Some(Ok(ips)) => {
+            let bad: Vec<String> = ips
+                .iter()
+                .filter(|ip| !is_allowed_http_ip(**ip))
+                .map(|ip| ip.to_string())
+                .collect();
+            if !bad.is_empty() {
+                return invalid(format!(
+                    "{}={uri}: the host resolves to {} (plain http is allowed only to loopback and the agent/ECS addresses)",
+                    c.endpoint_var,
+                    bad.join(", ")
+                ));
             }
         }
-        Some(TokenSource::Value(secret)) => {
-            (secret.expose().to_owned(), vars::TOKEN.to_owned(), None)
-        }
-    };
-    let loc = || Location::probe(TOKEN_PROBE, target.clone());
-    let claims = match decode_claims(&raw) {
-        Ok(c) => c,
-        Err(e) => {
-            p.finding(Finding::new(
-                &rules::PI_TOKEN_MALFORMED,
-                format!("{origin}: {e}"),
-                loc(),
-            ));
-            p.outcome("token_malformed", ProbeStatus::Misconfigured, e.to_string());
-            return None;
-        }
-    };
-    let sub = claims.sub.clone().unwrap_or_else(|| "no sub".into());
-    let mut good = true;
-    if !claims.aud.iter().any(|a| a == POD_IDENTITY_AUDIENCE) {
-        good = false;
-        let text = format!(
-            "{origin}: aud {:?}, expected {POD_IDENTITY_AUDIENCE}",
-            claims.aud
-        );
-        p.finding(Finding::new(
-            &rules::PI_TOKEN_WRONG_AUDIENCE,
-            text.clone(),
-            loc(),
-        ));
-        p.outcome("token_wrong_audience", ProbeStatus::Misconfigured, text);
+        Some(Err(e)) => return invalid(format!("{}={uri}: {e}", c.endpoint_var)),
+        None => {}
     }
-    let now_s = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let exp_text = claims
-        .exp
-        .map(|e| fmt_time(UNIX_EPOCH + Duration::from_secs(e.max(0) as u64)))
-        .unwrap_or_else(|| "no exp claim".into());
-    if let Some(exp) = claims.exp {
-        if exp <= now_s {
-            good = false;
-            let text = format!("{origin}: expired at {exp_text} ({sub})");
-            p.finding(Finding::new(&rules::PI_TOKEN_EXPIRED, text.clone(), loc()));
-            p.outcome("token_expired", ProbeStatus::Misconfigured, text);
-        }
-    }
-    if good {
-        p.outcome(
-            "token_valid",
-            ProbeStatus::Ok,
-            format!("{origin}: {sub}, aud {POD_IDENTITY_AUDIENCE}, expires {exp_text}"),
-        );
-    }
-    let t = raw.strip_suffix('\n').unwrap_or(&raw);
-    Some(t.strip_suffix('\r').unwrap_or(t).trim().to_owned())
+    Observation::same(EnvOutcome::Configured, format!("{}={uri}", c.endpoint_var))
 }
 
 async fn call_agent(
@@ -358,18 +255,14 @@ async fn call_agent(
     deadline: Instant,
 ) {
     let uri = c.endpoint.uri();
-    let shown = uri.to_string();
-    p.target = Some(shown.clone());
-    let loc = || Location::probe(AGENT_PROBE, Some(shown.clone()));
+    p.target = Some(uri.to_string());
     if uri.scheme() != "http" {
-        p.outcome(
-            "skipped",
-            ProbeStatus::Skipped,
+        p.record(Observation::same(
+            AgentOutcome::Skipped,
             "https endpoints are not probed (the agent speaks plain http)",
-        );
+        ));
         return;
     }
-    let redact = |s: &str| s.replace(token, "<token>");
     let result = match Target::from_url(uri).await {
         Ok(t) => {
             let mut path = uri.path().to_owned();
@@ -389,16 +282,24 @@ async fn call_agent(
         }
         Err(e) => Err(e),
     };
+    p.record(classify_agent(&result, token, uri.path()));
+}
+
+/// What the agent's answer to `GET path` means; `token` is redacted from
+/// anything shown. Pure.
+pub(crate) fn classify_agent(
+    result: &Result<Response, HttpError>,
+    token: &str,
+    path: &str,
+) -> Observation<AgentOutcome> {
+    let redact = |s: &str| s.replace(token, "<token>");
     match result {
         Ok(r) if r.status == 200 => {
-            let summary = credentials_summary(&r);
+            let summary = credentials_summary(r);
             if summary.starts_with("AccessKeyId") {
-                p.finding(Finding::new(&rules::PI_AGENT_OK, summary.clone(), loc()));
-                p.outcome("agent_ok", ProbeStatus::Ok, format!("200: {summary}"));
+                Observation::new(AgentOutcome::Ok, summary.clone(), format!("200: {summary}"))
             } else {
-                let text = format!("HTTP 200 with {summary}");
-                p.finding(Finding::new(&rules::PI_AGENT_ERROR, text.clone(), loc()));
-                p.outcome("agent_error", ProbeStatus::Misconfigured, text);
+                Observation::same(AgentOutcome::Error, format!("HTTP 200 with {summary}"))
             }
         }
         Ok(r) => {
@@ -413,22 +314,185 @@ async fn call_agent(
                 .chars()
                 .take(300)
                 .collect();
-            let text = format!("HTTP {}: {line}", r.status);
-            p.finding(Finding::new(&rules::PI_AGENT_ERROR, text.clone(), loc()));
-            p.outcome("agent_error", ProbeStatus::Misconfigured, text);
+            Observation::same(AgentOutcome::Error, format!("HTTP {}: {line}", r.status))
         }
         Err(e) => {
             let outcome = match e {
-                HttpError::NoAnswer => "agent_no_answer",
-                _ => "agent_unreachable",
+                HttpError::NoAnswer => AgentOutcome::NoAnswer,
+                _ => AgentOutcome::Unreachable,
             };
-            let text = redact(&format!("GET {}: {e}", uri.path()));
-            p.finding(Finding::new(
-                &rules::PI_AGENT_UNREACHABLE,
-                text.clone(),
-                loc(),
-            ));
-            p.outcome(outcome, ProbeStatus::Misconfigured, text);
+            Observation::same(outcome, redact(&format!("GET {path}: {e}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::probe::assert_matrix;
+    use eks_pod_identity_provider::MapEnv;
+
+    #[test]
+    fn outcome_matrices() {
+        use ProbeStatus::{Misconfigured, Ok, Skipped, Unknown};
+        use {AgentOutcome as A, EnvOutcome as E};
+        assert_matrix(&[
+            (
+                E::NotConfigured,
+                "not_configured",
+                Some("EPI-PI-001"),
+                Misconfigured,
+            ),
+            (
+                E::NotConfiguredOutsideKubernetes,
+                "not_configured",
+                Some("EPI-PI-001"),
+                Unknown,
+            ),
+            (
+                E::EndpointInvalid,
+                "endpoint_invalid",
+                Some("EPI-PI-002"),
+                Misconfigured,
+            ),
+            (E::Configured, "configured", None, Ok),
+            (E::TimedOut, "timeout", None, Unknown),
+        ]);
+        assert_matrix(&[
+            (A::Ok, "agent_ok", Some("EPI-PI-010"), Ok),
+            (A::Error, "agent_error", Some("EPI-PI-009"), Misconfigured),
+            (
+                A::NoAnswer,
+                "agent_no_answer",
+                Some("EPI-PI-008"),
+                Misconfigured,
+            ),
+            (
+                A::Unreachable,
+                "agent_unreachable",
+                Some("EPI-PI-008"),
+                Misconfigured,
+            ),
+            (A::Skipped, "skipped", None, Skipped),
+            (A::TimedOut, "timeout", None, Unknown),
+        ]);
+    }
+
+    #[test]
+    fn not_configured_is_a_problem_only_in_kubernetes() {
+        let pod = not_configured(true);
+        assert_eq!(
+            (pod.outcome, pod.severity),
+            (EnvOutcome::NotConfigured, None)
+        );
+        let host = not_configured(false);
+        assert_eq!(
+            (host.outcome, host.severity),
+            (
+                EnvOutcome::NotConfiguredOutsideKubernetes,
+                Some(Severity::Info)
+            )
+        );
+        assert_eq!(
+            host.evidence,
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE are not set"
+        );
+    }
+
+    #[test]
+    fn classify_endpoint_checks_what_the_host_resolves_to() {
+        let env: MapEnv = [(vars::FULL_URI, "http://agent.internal/v1/credentials")]
+            .into_iter()
+            .collect();
+        let c = container_credentials_from_env(&env).unwrap().unwrap();
+        let agent: IpAddr = "169.254.170.23".parse().unwrap();
+        let elsewhere: IpAddr = "10.0.0.1".parse().unwrap();
+
+        let ok = classify_endpoint(&c, Some(&Result::Ok(vec![agent])));
+        assert_eq!(ok.outcome, EnvOutcome::Configured);
+        assert_eq!(
+            ok.detail,
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://agent.internal/v1/credentials"
+        );
+        assert_eq!(classify_endpoint(&c, None).outcome, EnvOutcome::Configured);
+
+        let bad = classify_endpoint(&c, Some(&Result::Ok(vec![agent, elsewhere])));
+        assert_eq!(bad.outcome, EnvOutcome::EndpointInvalid);
+        assert!(
+            bad.evidence
+                .contains("the host resolves to 10.0.0.1 (plain http"),
+            "{}",
+            bad.evidence
+        );
+        assert_eq!(
+            bad.target.as_deref(),
+            Some("http://agent.internal/v1/credentials")
+        );
+
+        let unresolved = classify_endpoint(
+            &c,
+            Some(&Err(HttpError::Resolve("agent.internal: nope".into()))),
+        );
+        assert_eq!(unresolved.outcome, EnvOutcome::EndpointInvalid);
+        assert!(
+            unresolved
+                .evidence
+                .ends_with("cannot resolve host: agent.internal: nope"),
+            "{}",
+            unresolved.evidence
+        );
+    }
+
+    #[test]
+    fn classify_agent_tells_every_answer_apart_and_never_shows_the_token() {
+        let token = "eyJ.secret.sig";
+        let answer = |status, body: &str| {
+            Result::Ok(Response {
+                status,
+                headers: vec![],
+                body: body.into(),
+            })
+        };
+        let creds = r#"{"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"s","Token":"t","Expiration":"2026-11-27T10:00:00Z"}"#;
+        let ok = classify_agent(&answer(200, creds), token, "/v1/credentials");
+        assert_eq!(ok.outcome, AgentOutcome::Ok);
+        assert_eq!(
+            ok.detail,
+            "200: AccessKeyId ASIA…, expires 2026-11-27T10:00:00Z"
+        );
+
+        let not_creds = classify_agent(&answer(200, "hello"), token, "/v1/credentials");
+        assert_eq!(not_creds.outcome, AgentOutcome::Error);
+        assert_eq!(
+            not_creds.evidence,
+            "HTTP 200 with a body that is not a credentials document"
+        );
+
+        let refused = classify_agent(
+            &answer(400, &format!("bad token {token}\nmore")),
+            token,
+            "/v1/credentials",
+        );
+        assert_eq!(refused.outcome, AgentOutcome::Error);
+        assert_eq!(refused.evidence, "HTTP 400: bad token <token>");
+
+        let silent = classify_agent(&Err(HttpError::NoAnswer), token, "/v1/credentials");
+        assert_eq!(silent.outcome, AgentOutcome::NoAnswer);
+        let refused = classify_agent(
+            &Err(HttpError::Connect(
+                crate::check::http::ConnectFailure::Refused,
+            )),
+            token,
+            "/v1/credentials",
+        );
+        assert_eq!(refused.outcome, AgentOutcome::Unreachable);
+        assert!(
+            refused.evidence.starts_with("GET /v1/credentials: "),
+            "{}",
+            refused.evidence
+        );
+        for seen in [ok, not_creds, silent, refused] {
+            assert!(!seen.evidence.contains(token) && !seen.detail.contains(token));
         }
     }
 }

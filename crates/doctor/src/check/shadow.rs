@@ -6,11 +6,11 @@
 
 use std::path::PathBuf;
 
-use eks_pod_identity_provider::config::Env;
+use eks_pod_identity_provider::Env;
 
-use super::{prefix, Probe};
-use crate::report::{Finding, Location, ProbeStatus, Severity};
-use crate::rules;
+use super::probe::{key_id_hint, Observation, Outcome, Probe};
+use crate::report::{ProbeStatus, Severity};
+use crate::rules::{self, Rule};
 
 pub(crate) const PROBE: &str = "env-shadowing";
 
@@ -25,10 +25,101 @@ const CREDENTIAL_KEYS: &[&str] = &[
     "web_identity_token_file",
 ];
 
+/// What the `env-shadowing` probe can observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShadowOutcome {
+    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` set.
+    StaticKeys,
+    /// The profile in a shared config or credentials file is a credential source.
+    SharedFileCredentials,
+    /// `AWS_PROFILE` set.
+    ProfileSet,
+    /// IRSA variables (`AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE`) set.
+    IrsaVars,
+    /// None of the above.
+    Clean,
+}
+
+impl Outcome for ShadowOutcome {
+    fn name(self) -> &'static str {
+        match self {
+            ShadowOutcome::StaticKeys => "static_keys",
+            ShadowOutcome::SharedFileCredentials => "shared_file_credentials",
+            ShadowOutcome::ProfileSet => "profile_set",
+            ShadowOutcome::IrsaVars => "irsa_vars",
+            ShadowOutcome::Clean => "none",
+        }
+    }
+
+    fn rule(self) -> Option<&'static Rule> {
+        match self {
+            ShadowOutcome::StaticKeys => Some(&rules::ENV_STATIC_KEYS),
+            ShadowOutcome::SharedFileCredentials => Some(&rules::ENV_SHARED_FILES),
+            ShadowOutcome::ProfileSet => Some(&rules::ENV_PROFILE_SET),
+            ShadowOutcome::IrsaVars => Some(&rules::ENV_IRSA),
+            ShadowOutcome::Clean => None,
+        }
+    }
+
+    fn status(self) -> ProbeStatus {
+        match self {
+            ShadowOutcome::StaticKeys
+            | ShadowOutcome::SharedFileCredentials
+            | ShadowOutcome::ProfileSet
+            | ShadowOutcome::IrsaVars => ProbeStatus::Misconfigured,
+            ShadowOutcome::Clean => ProbeStatus::Ok,
+        }
+    }
+}
+
+/// A shared config or credentials file that could be read.
+#[derive(Debug)]
+pub(crate) struct SharedFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// `~/.aws/config` (profile sections are `[profile NAME]`) rather than credentials.
+    pub is_config: bool,
+    /// Its text.
+    pub text: String,
+}
+
+/// Runs the probe: reads the shared files the env points at, then [`classify`].
 pub(crate) fn probe(env: &dyn Env) -> Probe {
     let mut p = Probe::new(PROBE, None);
-    let loc = || Location::probe(PROBE, None);
+    p.record_all(classify(env, &read_shared_files(env)));
+    p
+}
 
+/// The shared credentials and config files (`AWS_SHARED_CREDENTIALS_FILE`,
+/// `AWS_CONFIG_FILE`, else under `HOME`) that exist and can be read.
+fn read_shared_files(env: &dyn Env) -> Vec<SharedFile> {
+    let home = env.non_empty("HOME").map(PathBuf::from);
+    let credentials_file = env
+        .non_empty("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".aws/credentials")));
+    let config_file = env
+        .non_empty("AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".aws/config")));
+    [(credentials_file, false), (config_file, true)]
+        .into_iter()
+        .filter_map(|(path, is_config)| {
+            let path = path?;
+            let text = std::fs::read_to_string(&path).ok()?;
+            Some(SharedFile {
+                path,
+                is_config,
+                text,
+            })
+        })
+        .collect()
+}
+
+/// What the env and the shared files hold that an SDK's default chain would
+/// use before Pod Identity. Pure.
+pub(crate) fn classify(env: &dyn Env, files: &[SharedFile]) -> Vec<Observation<ShadowOutcome>> {
+    let mut seen = Vec::new();
     let key_vars: Vec<&str> = [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
@@ -40,37 +131,22 @@ pub(crate) fn probe(env: &dyn Env) -> Probe {
     if !key_vars.is_empty() {
         let shown = env
             .non_empty("AWS_ACCESS_KEY_ID")
-            .map(|k| format!(" (AWS_ACCESS_KEY_ID {})", prefix(&k)))
+            .map(|k| format!(" (AWS_ACCESS_KEY_ID {})", key_id_hint(&k)))
             .unwrap_or_default();
         let text = format!("{} set{shown}", key_vars.join(", "));
-        p.finding(Finding::new(&rules::ENV_STATIC_KEYS, text.clone(), loc()));
-        p.outcome("static_keys", ProbeStatus::Misconfigured, text);
+        seen.push(Observation::same(ShadowOutcome::StaticKeys, text));
     }
 
     let profile_var = env.non_empty("AWS_PROFILE");
     let profile = profile_var.clone().unwrap_or_else(|| "default".into());
-    let home = env.non_empty("HOME").map(PathBuf::from);
-    let credentials_file = env
-        .non_empty("AWS_SHARED_CREDENTIALS_FILE")
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".aws/credentials")));
-    let config_file = env
-        .non_empty("AWS_CONFIG_FILE")
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".aws/config")));
-
     let mut profile_found = false;
-    for (path, is_config) in [(credentials_file, false), (config_file, true)] {
-        let Some(path) = path else { continue };
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let section = if is_config && profile != "default" {
+    for file in files {
+        let section = if file.is_config && profile != "default" {
             format!("profile {profile}")
         } else {
             profile.clone()
         };
-        if let Some(keys) = profile_keys(&text, &section) {
+        if let Some(keys) = profile_keys(&file.text, &section) {
             profile_found = true;
             let found: Vec<&str> = keys
                 .iter()
@@ -78,9 +154,15 @@ pub(crate) fn probe(env: &dyn Env) -> Probe {
                 .filter(|k| CREDENTIAL_KEYS.contains(k))
                 .collect();
             if !found.is_empty() {
-                let text = format!("{}: [{section}] has {}", path.display(), found.join(", "));
-                p.finding(Finding::new(&rules::ENV_SHARED_FILES, text.clone(), loc()));
-                p.outcome("shared_file_credentials", ProbeStatus::Misconfigured, text);
+                let text = format!(
+                    "{}: [{section}] has {}",
+                    file.path.display(),
+                    found.join(", ")
+                );
+                seen.push(Observation::same(
+                    ShadowOutcome::SharedFileCredentials,
+                    text,
+                ));
             }
         }
     }
@@ -91,8 +173,7 @@ pub(crate) fn probe(env: &dyn Env) -> Probe {
         } else {
             format!("AWS_PROFILE={name}, but no such profile in the shared files (some SDKs then fail instead of using Pod Identity)")
         };
-        p.finding(Finding::new(&rules::ENV_PROFILE_SET, text.clone(), loc()));
-        p.outcome("profile_set", ProbeStatus::Misconfigured, text);
+        seen.push(Observation::same(ShadowOutcome::ProfileSet, text));
     }
 
     let role = env.non_empty("AWS_ROLE_ARN");
@@ -112,18 +193,16 @@ pub(crate) fn probe(env: &dyn Env) -> Probe {
                 Severity::Medium,
             ),
         };
-        p.finding(Finding::new(&rules::ENV_IRSA, text.clone(), loc()).with_severity(sev));
-        p.outcome("irsa_vars", ProbeStatus::Misconfigured, text);
+        seen.push(Observation::same(ShadowOutcome::IrsaVars, text).with_severity(sev));
     }
 
-    if p.outcomes.is_empty() {
-        p.outcome(
-            "none",
-            ProbeStatus::Ok,
+    if seen.is_empty() {
+        seen.push(Observation::same(
+            ShadowOutcome::Clean,
             "no static keys, profile, shared-file credentials or IRSA variables",
-        );
+        ));
     }
-    p
+    seen
 }
 
 /// The keys of INI section `[section]`, if present (case-sensitive names, like the SDKs).
@@ -156,6 +235,103 @@ fn profile_keys(text: &str, section: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::probe::assert_matrix;
+    use eks_pod_identity_provider::MapEnv;
+
+    #[test]
+    fn outcome_matrix() {
+        use ProbeStatus::{Misconfigured, Ok};
+        use ShadowOutcome as S;
+        assert_matrix(&[
+            (
+                S::StaticKeys,
+                "static_keys",
+                Some("EPI-ENV-001"),
+                Misconfigured,
+            ),
+            (
+                S::ProfileSet,
+                "profile_set",
+                Some("EPI-ENV-002"),
+                Misconfigured,
+            ),
+            (
+                S::SharedFileCredentials,
+                "shared_file_credentials",
+                Some("EPI-ENV-003"),
+                Misconfigured,
+            ),
+            (S::IrsaVars, "irsa_vars", Some("EPI-ENV-004"), Misconfigured),
+            (S::Clean, "none", None, Ok),
+        ]);
+    }
+
+    fn env(vars: &[(&str, &str)]) -> MapEnv {
+        vars.iter().copied().collect()
+    }
+
+    fn names(seen: &[Observation<ShadowOutcome>]) -> Vec<&'static str> {
+        seen.iter().map(|o| o.outcome.name()).collect()
+    }
+
+    #[test]
+    fn classify_finds_what_shadows_pod_identity() {
+        assert_eq!(names(&classify(&env(&[]), &[])), ["none"]);
+
+        let keys = classify(
+            &env(&[
+                ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "s"),
+            ]),
+            &[],
+        );
+        assert_eq!(names(&keys), ["static_keys"]);
+        assert_eq!(
+            keys[0].evidence,
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY set (AWS_ACCESS_KEY_ID AKIA…)"
+        );
+
+        let files = [
+            SharedFile {
+                path: "/h/.aws/credentials".into(),
+                is_config: false,
+                text: "[dev]\naws_access_key_id = AKIA\n".into(),
+            },
+            SharedFile {
+                path: "/h/.aws/config".into(),
+                is_config: true,
+                text: "[profile dev]\nregion = eu-west-1\n".into(),
+            },
+        ];
+        let profile = classify(&env(&[("AWS_PROFILE", "dev")]), &files);
+        assert_eq!(names(&profile), ["shared_file_credentials", "profile_set"]);
+        assert_eq!(
+            profile[0].evidence,
+            "/h/.aws/credentials: [dev] has aws_access_key_id"
+        );
+        assert_eq!(profile[1].evidence, "AWS_PROFILE=dev");
+        let missing = classify(&env(&[("AWS_PROFILE", "prod")]), &files);
+        assert_eq!(names(&missing), ["profile_set"]);
+        assert!(
+            missing[0].evidence.contains("but no such profile"),
+            "{}",
+            missing[0].evidence
+        );
+
+        let irsa = classify(
+            &env(&[
+                ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
+            ]),
+            &[],
+        );
+        assert_eq!(
+            (names(&irsa), irsa[0].severity),
+            (vec!["irsa_vars"], Some(Severity::High))
+        );
+        let half = classify(&env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")]), &[]);
+        assert_eq!(half[0].severity, Some(Severity::Medium));
+    }
 
     #[test]
     fn ini_sections_are_matched_exactly() {

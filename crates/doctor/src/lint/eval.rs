@@ -18,7 +18,7 @@ use hcl::edit::expr::{Expression, ObjectKey, TraversalOperator};
 use hcl::edit::Span;
 
 use super::hcl_value::{literal_str, source_text};
-use super::terraform::TfFile;
+use super::terraform::file::TfFile;
 use crate::report::Location;
 
 /// A value as far as it can be known statically.
@@ -418,7 +418,7 @@ impl<'a> Scope<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lint::terraform::parse;
+    use crate::lint::terraform::file::parse;
 
     fn files(srcs: &[(&str, &str)]) -> Vec<TfFile> {
         srcs.iter()

@@ -9,13 +9,13 @@
 
 use serde_json::Value;
 
+use super::error::LintError;
 use super::eval::{Tv, Val};
 use super::lines::YamlLines;
 use super::node_imds::{NodeImds, Setting, K8S_RULES};
 use super::workload::{
     Container, EnvFrom, EnvFromKind, EnvObject, EnvSource, EnvVar, ServiceAccount, Workload,
 };
-use super::LintError;
 use crate::report::{Finding, Location, Report, Severity};
 use crate::rules;
 
@@ -206,13 +206,15 @@ fn json_val(v: &Value) -> Val {
     }
 }
 
-/// The node IMDS settings of one object (recursing into `List`s); `prefix`
-/// names the Terraform resource it came from, if any.
+/// The node IMDS settings of one object (recursing into `List`s).
+/// `declared_by` starts each finding's subject: the Terraform resource the
+/// object came from, followed by a space (`kubectl_manifest.x `), or `""` for
+/// a YAML file.
 pub(crate) fn node_class_object(
     obj: &Value,
     path: &str,
     lines: &mut LineSource<'_>,
-    prefix: &str,
+    declared_by: &str,
     report: &mut Report,
 ) {
     let Some(kind) = obj.get("kind").and_then(Value::as_str) else {
@@ -233,11 +235,11 @@ pub(crate) fn node_class_object(
                 .into_iter()
                 .flatten()
             {
-                node_class_object(item, path, lines, prefix, report);
+                node_class_object(item, path, lines, declared_by, report);
             }
         }
         "EC2NodeClass" if api.starts_with("karpenter.k8s.aws/") => {
-            let subject = format!("{prefix}EC2NodeClass {name}");
+            let subject = format!("{declared_by}EC2NodeClass {name}");
             let mo = obj.get("spec").and_then(|s| s.get("metadataOptions"));
             let Some(mo) = mo else {
                 if api == "karpenter.k8s.aws/v1beta1" {
@@ -305,7 +307,8 @@ pub(crate) fn node_class_object(
                         .unwrap_or("<unnamed>");
                     let line = lines.name(ng_name);
                     let at = Location::file(path, line);
-                    let subject = format!("{prefix}eksctl ClusterConfig {name} {list} {ng_name}");
+                    let subject =
+                        format!("{declared_by}eksctl ClusterConfig {name} {list} {ng_name}");
                     if ng.get("launchTemplate").is_some() {
                         report.push(Finding::new(
                             &rules::NODECLASS_NOT_CHECKED,
@@ -517,7 +520,7 @@ fn env_from_entry(entry: &Value, lines: &mut LineSource<'_>) -> Option<EnvFrom> 
     // Consume the line even when the name is missing, so later entries keep theirs.
     let line = lines.key(key);
     let name = entry.get(key)?.get("name")?.as_str()?.to_owned();
-    let prefix = entry
+    let var_prefix = entry
         .get("prefix")
         .and_then(Value::as_str)
         .unwrap_or("")
@@ -525,7 +528,7 @@ fn env_from_entry(entry: &Value, lines: &mut LineSource<'_>) -> Option<EnvFrom> 
     Some(EnvFrom {
         kind,
         name,
-        prefix,
+        var_prefix,
         line,
     })
 }

@@ -56,6 +56,7 @@
 //! assert_eq!(finding.location.to_string(), "nodes.tf:5");
 //! ```
 
+mod error;
 mod eval;
 mod hcl_value;
 mod kubernetes;
@@ -66,8 +67,6 @@ mod node_groups;
 mod node_imds;
 pub mod suppress;
 mod terraform;
-mod tf_json;
-mod tf_workloads;
 mod trust_policy;
 mod workload;
 
@@ -77,86 +76,7 @@ use std::path::{Path, PathBuf};
 
 use crate::report::{Command, Report};
 
-/// Why a lint could not run (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LintError {
-    /// A path given on the command line does not exist.
-    #[error("{}: no such file or directory", path.display())]
-    NotFound {
-        /// The missing path.
-        path: PathBuf,
-    },
-    /// A file or directory could not be read.
-    #[error("{}: cannot read: {source}", path.display())]
-    Io {
-        /// The path that failed.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
-    /// A file given explicitly is not one the lint reads.
-    #[error("{}: unsupported file type (expected .tf, .tf.json, .tfvars, .yaml, .yml or .json)", path.display())]
-    Unsupported {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A directory holds no `.tf`, `.yaml` or `.yml` file.
-    #[error("{}: no .tf, .yaml or .yml files found", path.display())]
-    NoInputs {
-        /// The directory.
-        path: PathBuf,
-    },
-    /// A `.tf` file is not valid HCL.
-    #[error("{path}:{line}:{column}: invalid HCL: {message}")]
-    Hcl {
-        /// The file.
-        path: String,
-        /// 1-based line of the error.
-        line: usize,
-        /// 1-based column of the error.
-        column: usize,
-        /// The parser's message.
-        message: String,
-    },
-    /// Every file found was skipped (none parsed): the reasons, one per file.
-    #[error("nothing could be read: {}", skipped.join("; "))]
-    NothingReadable {
-        /// `file: reason` for each skipped file.
-        skipped: Vec<String>,
-    },
-    /// A file is a template (Helm/Go `{{ }}`, Terraform `%{ }`), not plain YAML/HCL.
-    #[error("{path}: {what}; render it first and lint the output")]
-    Template {
-        /// The file.
-        path: String,
-        /// What kind of template it looks like.
-        what: String,
-    },
-    /// A JSON file (`.tf.json` or a manifest) is not valid JSON.
-    #[error("{path}:{line}:{column}: invalid JSON: {message}")]
-    Json {
-        /// The file.
-        path: String,
-        /// 1-based line of the error.
-        line: usize,
-        /// 1-based column of the error.
-        column: usize,
-        /// The parser's message.
-        message: String,
-    },
-    /// A YAML file is not valid YAML.
-    #[error("{path}{}: invalid YAML: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Yaml {
-        /// The file.
-        path: String,
-        /// 1-based line of the error, when known.
-        line: Option<u32>,
-        /// The parser's message.
-        message: String,
-    },
-}
+pub use error::LintError;
 
 /// Collects files, then lints them together.
 ///
@@ -176,8 +96,8 @@ pub enum LintError {
 /// ```
 #[derive(Debug, Default)]
 pub struct Linter {
-    terraform: Vec<terraform::TfFile>,
-    tfvars: Vec<terraform::TfFile>,
+    terraform: Vec<terraform::file::TfFile>,
+    tfvars: Vec<terraform::file::TfFile>,
     yaml: Vec<kubernetes::YamlFile>,
     scanned: Vec<String>,
     skipped: Vec<String>,
@@ -310,9 +230,9 @@ impl Linter {
             self.texts.push((name.to_owned(), text.clone()));
         }
         match kind_of(Path::new(name)) {
-            Some(Kind::Terraform) => self.terraform.push(terraform::parse(name, text)?),
-            Some(Kind::TerraformJson) => self.terraform.push(tf_json::parse(name, &text)?),
-            Some(Kind::Tfvars) => self.tfvars.push(terraform::parse(name, text)?),
+            Some(Kind::Terraform) => self.terraform.push(terraform::file::parse(name, text)?),
+            Some(Kind::TerraformJson) => self.terraform.push(terraform::json::parse(name, &text)?),
+            Some(Kind::Tfvars) => self.tfvars.push(terraform::file::parse(name, text)?),
             Some(Kind::Yaml) => {
                 let parsed = kubernetes::parse(name, &text);
                 match (parsed, template_kind(&text)) {
@@ -403,7 +323,7 @@ impl Linter {
         });
         // Secrets and ConfigMaps of every file, for `envFrom` in any other file.
         let mut objects: Vec<_> = self.yaml.iter().flat_map(kubernetes::env_objects).collect();
-        objects.extend(tf_workloads::env_objects(&self.terraform));
+        objects.extend(terraform::workloads::env_objects(&self.terraform));
         let accounts = terraform::lint(&self.terraform, &tfvars, &objects, &mut report);
         for file in &self.yaml {
             for w in kubernetes::workloads(file) {

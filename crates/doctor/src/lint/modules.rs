@@ -14,7 +14,7 @@ use hcl::edit::Span;
 use super::eval::{Scope, Tv, Val};
 use super::module_defaults::{self, Defaults, Merge, ModuleKind};
 use super::node_imds::{module_default, NodeImds, Setting, TF_RULES};
-use super::terraform::TfFile;
+use super::terraform::file::TfFile;
 use crate::report::{Finding, Location, Report, Severity};
 use crate::rules;
 

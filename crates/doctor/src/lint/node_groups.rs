@@ -4,7 +4,7 @@
 
 use super::eval::{Scope, Tv};
 use super::hcl_value::{source_text, traversal_path};
-use super::terraform::Item;
+use super::terraform::file::Item;
 use crate::report::{Finding, Location, Report, Severity};
 use crate::rules;
 

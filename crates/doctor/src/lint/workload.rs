@@ -58,12 +58,12 @@ impl EnvFromKind {
 }
 
 /// One `envFrom` entry of a container: every key of the object becomes an env
-/// var named `prefix` + key.
+/// var named `var_prefix` + key (`envFrom[].prefix`).
 #[derive(Debug, Clone)]
 pub(crate) struct EnvFrom {
     pub(crate) kind: EnvFromKind,
     pub(crate) name: String,
-    pub(crate) prefix: String,
+    pub(crate) var_prefix: String,
     pub(crate) line: u32,
 }
 
@@ -259,7 +259,7 @@ fn env_from(w: &Workload, container: &Container, objects: &[EnvObject], report: 
         let mut names: Vec<String> = object
             .keys
             .iter()
-            .map(|k| format!("{}{k}", from.prefix))
+            .map(|k| format!("{}{k}", from.var_prefix))
             .filter(|n| AWS_KEY_VARS.contains(&n.as_str()))
             .collect();
         names.sort_unstable();
@@ -267,15 +267,15 @@ fn env_from(w: &Workload, container: &Container, objects: &[EnvObject], report: 
         if names.is_empty() {
             continue;
         }
-        let prefix = if from.prefix.is_empty() {
+        let with_prefix = if from.var_prefix.is_empty() {
             String::new()
         } else {
-            format!(" with prefix `{}`", from.prefix)
+            format!(" with prefix `{}`", from.var_prefix)
         };
         report.push(Finding::new(
             &rules::AWS_KEYS_FROM_REF,
             format!(
-                "container `{}` of {} sets {} through envFrom of {} `{}`{prefix} (values not shown)",
+                "container `{}` of {} sets {} through envFrom of {} `{}`{with_prefix} (values not shown)",
                 container.name,
                 w.describe,
                 names.join(", "),

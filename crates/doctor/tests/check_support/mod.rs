@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use eks_pod_identity_doctor::check::{run_check, CheckOptions};
 use eks_pod_identity_doctor::report::{Finding, ProbeResult, Report};
-use eks_pod_identity_provider::config::MapEnv;
+use eks_pod_identity_provider::MapEnv;
 pub use eks_pod_identity_testkit::port::ClosedPort;
 
 /// Options with an injected env, wide budgets, no STS, no IPv6 and the IPv4

@@ -4,13 +4,13 @@
 
 use hcl::edit::structure::Body;
 
-use super::hcl_value::{
+use super::file::{Item, TfFile};
+use crate::lint::hcl_value::{
     attr, attr_str, block, block_path, literal_bool, literal_str, source_text, string_text, to_json,
 };
-use super::kubernetes::{node_class_object, workloads_of_object, LineSource, YamlFile};
-use super::lines::YamlLines;
-use super::terraform::{Item, TfFile};
-use super::workload::{
+use crate::lint::kubernetes::{node_class_object, workloads_of_object, LineSource, YamlFile};
+use crate::lint::lines::YamlLines;
+use crate::lint::workload::{
     Container, EnvFrom, EnvFromKind, EnvObject, EnvSource, EnvVar, ServiceAccount, Workload,
 };
 use crate::report::Report;
@@ -41,7 +41,7 @@ fn kubectl_yaml(item: &Item<'_>) -> Option<YamlFile> {
     let text = string_text(&a.value, item.src())?;
     let heredoc = matches!(a.value, hcl::edit::expr::Expression::HeredocTemplate(_));
     let first = item.line(&a.value) + u32::from(heredoc);
-    let mut file = super::kubernetes::parse(&item.file.path, &text).ok()?;
+    let mut file = crate::lint::kubernetes::parse(&item.file.path, &text).ok()?;
     for doc in &mut file.docs {
         doc.first_line += first - 1;
     }
@@ -51,17 +51,23 @@ fn kubectl_yaml(item: &Item<'_>) -> Option<YamlFile> {
 /// Node IMDS settings (Karpenter `EC2NodeClass`, eksctl) in a
 /// `kubernetes_manifest` or `kubectl_manifest`.
 pub(crate) fn node_classes(item: &Item<'_>, report: &mut Report) {
-    let prefix = format!("{} ", item.address());
+    let declared_by = format!("{} ", item.address());
     if item.rtype == "kubernetes_manifest" {
         if let Some(manifest) = attr(item.body(), "manifest") {
             let obj = to_json(&manifest.value, item.src());
             let mut lines = LineSource::Fixed(item.line(manifest));
-            node_class_object(&obj, &item.file.path, &mut lines, &prefix, report);
+            node_class_object(&obj, &item.file.path, &mut lines, &declared_by, report);
         }
     } else if let Some(file) = kubectl_yaml(item) {
         for doc in &file.docs {
             let mut lines = LineSource::Yaml(YamlLines::new(&doc.text, doc.first_line));
-            node_class_object(&doc.value, &item.file.path, &mut lines, &prefix, report);
+            node_class_object(
+                &doc.value,
+                &item.file.path,
+                &mut lines,
+                &declared_by,
+                report,
+            );
         }
     }
 }
@@ -283,7 +289,7 @@ fn pod_spec(item: &Item<'_>, spec: &Body) -> Workload {
                     Some(EnvFrom {
                         kind,
                         name: attr_str(&reference.body, "name")?,
-                        prefix: attr_str(&e.body, "prefix").unwrap_or_default(),
+                        var_prefix: attr_str(&e.body, "prefix").unwrap_or_default(),
                         line: item.line(reference),
                     })
                 })

@@ -10,9 +10,9 @@
 
 use serde_json::Value;
 
-use super::lines::LineIndex;
-use super::terraform::TfFile;
-use super::LintError;
+use super::file::TfFile;
+use crate::lint::error::LintError;
+use crate::lint::lines::LineIndex;
 
 /// Object-valued arguments that are maps, not nested blocks.
 const MAP_ARGUMENTS: &[&str] = &[
