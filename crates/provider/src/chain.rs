@@ -48,7 +48,7 @@ pub enum FallbackPolicy {
 pub enum ChainError {
     /// Pod Identity is configured but its configuration is invalid. The
     /// chain does not fall back in this case.
-    #[error("EKS Pod Identity is configured but invalid (not falling back to IMDS): {0}")]
+    #[error("EKS Pod Identity is configured but invalid (not falling back to IMDS)")]
     PodIdentity(#[source] ConfigError),
     /// Inside Kubernetes without Pod Identity, IMDS would hand out the node role.
     #[error("EKS Pod Identity is not configured for this pod ({missing} not set) and the fallback policy is Deny: IMDS here would hand out the node's IAM role, shared by every pod on the node. Fix: create a pod identity association for this pod's service account (and restart the pod), or, if the node role is really intended, opt in with .fallback_policy(FallbackPolicy::Allow) on DefaultChain::builder() or CredentialChain::builder()")]
@@ -60,7 +60,7 @@ pub enum ChainError {
     #[error("no credential source: EKS Pod Identity is not configured ({full} / {relative} not set) and IMDS is disabled ({disabled}=true)", full = vars::FULL_URI, relative = vars::RELATIVE_URI, disabled = vars::IMDS_DISABLED)]
     NoSource,
     /// The IMDS configuration is invalid.
-    #[error("invalid IMDS configuration: {0}")]
+    #[error("invalid IMDS configuration")]
     Imds(#[source] ConfigError),
 }
 
@@ -397,7 +397,9 @@ impl CredentialChainBuilder {
 mod tests {
     use super::*;
     use crate::context::MapEnv;
+    use crate::error::ErrorChain;
     use crate::provider::PodIdentityProvider;
+    use std::error::Error;
 
     fn pod_identity_env() -> ProviderContext {
         ProviderContext::new().with_env(MapEnv::from_iter([
@@ -427,7 +429,8 @@ mod tests {
         let Err(err) = ec2().build() else {
             panic!("25 s per request > 10 s deadline must not build");
         };
-        assert!(err.to_string().contains("imds.fetch_timeout"), "{err}");
+        let shown = ErrorChain(&err).to_string();
+        assert!(shown.contains("imds.fetch_timeout"), "{shown}");
         ec2()
             .imds_fetch_timeout(Duration::from_secs(25))
             .build()
@@ -482,6 +485,34 @@ mod tests {
                 .build()
                 .expect_err("the chain's context has no Pod Identity");
             assert!(matches!(err, ChainError::FallbackDenied { .. }), "{err}");
+        }
+    }
+
+    /// The chain's configuration errors say what the chain knows (Pod
+    /// Identity or IMDS, no fallback) and leave the setting's error to
+    /// `source()`.
+    #[test]
+    fn config_errors_leave_the_setting_error_to_source() {
+        let config = || ConfigError::Empty {
+            var: vars::RELATIVE_URI,
+        };
+        let setting = config().to_string();
+        for (err, shown) in [
+            (
+                ChainError::PodIdentity(config()),
+                "EKS Pod Identity is configured but invalid (not falling back to IMDS)",
+            ),
+            (ChainError::Imds(config()), "invalid IMDS configuration"),
+        ] {
+            assert_eq!(err.to_string(), shown);
+            assert!(!err.to_string().contains(&setting), "{err}");
+            let source = err.source().expect("the setting's error is the source");
+            assert!(source.is::<ConfigError>());
+            assert_eq!(source.to_string(), setting);
+            assert_eq!(
+                ErrorChain(&err).to_string(),
+                format!("{shown}\n  caused by: {setting}")
+            );
         }
     }
 }

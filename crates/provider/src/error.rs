@@ -2,6 +2,9 @@
 //!
 //! Every message says what failed and what to do about it. None of them
 //! carries a secret: tokens and keys are never formatted into an error.
+//!
+//! `Display` says what its layer knows, `source()` gives the next layer,
+//! never both: print the whole chain with [`ErrorChain`].
 
 use aws_credential_types::provider::error::CredentialsError;
 use std::error::Error as StdError;
@@ -10,93 +13,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// A stable, machine-readable classification of a failure.
-///
-/// Used as the `error.kind` field of `tracing` events and in
-/// [`Status`](crate::Status); the string forms never change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The source is not configured (its environment variables are absent).
-    NotConfigured,
-    /// The configuration is present but invalid (bad URI, refused host...).
-    InvalidConfiguration,
-    /// The service-account token could not be read or is malformed.
-    Token,
-    /// The TCP connection could not be established.
-    Connect,
-    /// A connect, response or overall deadline passed.
-    Timeout,
-    /// The peer answered 429 (throttled).
-    Throttled,
-    /// The peer answered 5xx.
-    ServerError,
-    /// The peer answered a 4xx other than 429.
-    ClientError,
-    /// The agent rejected the service-account token as expired.
-    TokenExpired,
-    /// The peer's answer could not be understood.
-    InvalidResponse,
-    /// Credentials arrived already expired or too close to expiry to use.
-    ExpiresTooSoon,
-    /// A host or resolved address is not an allowed credentials endpoint.
-    RefusedHost,
-    /// IMDS answered 403 to the token request (disabled or forbidden).
-    ImdsDisabled,
-    /// IMDS has no instance profile attached.
-    NoInstanceProfile,
-    /// Falling back to IMDS was refused by the fallback policy.
-    FallbackDenied,
-    /// The refresh could not complete (task cancelled or the source panicked).
-    Internal,
-    /// The TLS handshake with an `https` endpoint failed (certificate,
-    /// protocol, or a peer that does not speak TLS).
-    Tls,
-    /// The connection broke after it was established (a truncated body, a
-    /// reset mid-response, an HTTP protocol error).
-    Transport,
-    /// Credentials were needed outside any tokio runtime.
-    NoRuntime,
-}
+mod kind;
+mod report;
+#[cfg(test)]
+mod tests;
 
-impl ErrorKind {
-    /// The stable string form, e.g. `"timeout"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::NotConfigured => "not_configured",
-            ErrorKind::InvalidConfiguration => "invalid_configuration",
-            ErrorKind::Token => "token",
-            ErrorKind::Connect => "connect",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Throttled => "throttled",
-            ErrorKind::ServerError => "server_error",
-            ErrorKind::ClientError => "client_error",
-            ErrorKind::TokenExpired => "token_expired",
-            ErrorKind::InvalidResponse => "invalid_response",
-            ErrorKind::ExpiresTooSoon => "expires_too_soon",
-            ErrorKind::RefusedHost => "refused_host",
-            ErrorKind::ImdsDisabled => "imds_disabled",
-            ErrorKind::NoInstanceProfile => "no_instance_profile",
-            ErrorKind::FallbackDenied => "fallback_denied",
-            ErrorKind::Internal => "internal",
-            ErrorKind::Tls => "tls",
-            ErrorKind::Transport => "transport",
-            ErrorKind::NoRuntime => "no_runtime",
-        }
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Implemented by every error a credential source can produce.
-pub trait Classify {
-    /// The stable classification of this error.
-    fn kind(&self) -> ErrorKind;
-}
+pub use kind::{Classify, ErrorKind};
+pub use report::ErrorChain;
 
 /// The environment describes an endpoint or token that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -203,7 +126,7 @@ impl fmt::Display for TokenOrigin {
 #[non_exhaustive]
 pub enum TokenError {
     /// The token file could not be read.
-    #[error("cannot read {origin}: {source}; check the projected service-account volume is mounted (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)")]
+    #[error("cannot read {origin}; check the projected service-account volume is mounted (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)")]
     Read {
         /// Where the token was expected.
         origin: TokenOrigin,
@@ -289,7 +212,7 @@ pub enum AgentError {
         limit: usize,
     },
     /// The 200 response could not be parsed.
-    #[error("the Pod Identity Agent at {uri} sent an invalid credentials document: {source}")]
+    #[error("the Pod Identity Agent at {uri} sent an invalid credentials document")]
     InvalidResponse {
         /// The agent URI.
         uri: String,
@@ -412,6 +335,8 @@ pub enum ParseError {
 ///
 /// Cheap to clone; the source's own typed error is available through
 /// [`RefreshError::source_error`] for downcasting (e.g. to [`AgentError`]).
+/// `Display` names the source that failed; [`source()`](StdError::source)
+/// is that source's error, so print it with [`ErrorChain`].
 #[derive(Debug, Clone)]
 pub struct RefreshError {
     kind: ErrorKind,
@@ -450,7 +375,7 @@ impl RefreshError {
 
 impl fmt::Display for RefreshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} credentials: {}", self.source_name, self.source)
+        write!(f, "could not get credentials from {}", self.source_name)
     }
 }
 
@@ -623,7 +548,7 @@ pub enum ImdsError {
         limit: usize,
     },
     /// The credentials document was invalid.
-    #[error("IMDS at {endpoint} sent invalid credentials for role {role}: {source}")]
+    #[error("IMDS at {endpoint} sent invalid credentials for role {role}")]
     InvalidResponse {
         /// The IMDS endpoint.
         endpoint: String,

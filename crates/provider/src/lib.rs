@@ -19,6 +19,10 @@
 //! clients behind the [`CredentialSource`] trait) → `cache` (the refreshing
 //! cache over any source) → `chain` / `provider`, with `context`, `error`,
 //! `status` and `support` (HTTP, time, RFC 3339) underneath.
+//!
+//! Errors follow the standard convention: `Display` says what its own layer
+//! knows (and the fix it can name), [`std::error::Error::source`] gives the
+//! next layer. Print them with [`ErrorChain`] to show every cause once.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
@@ -44,8 +48,8 @@ pub use cache::task::TaskWatch;
 pub use chain::{ChainError, CredentialChain, CredentialChainBuilder, FallbackPolicy};
 pub use context::{Env, MapEnv, ProcessEnv, ProviderContext};
 pub use error::{
-    AgentError, Classify, ConfigError, ErrorKind, ExpiresTooSoon, FetchAborted, ImdsError,
-    ParseError, RefreshError, TokenError, TokenOrigin,
+    AgentError, Classify, ConfigError, ErrorChain, ErrorKind, ExpiresTooSoon, FetchAborted,
+    ImdsError, ParseError, RefreshError, TokenError, TokenOrigin,
 };
 pub use provider::{PodIdentityProvider, PodIdentityProviderBuilder};
 pub use source::agent::{AgentSource, BuildError, Timeouts};

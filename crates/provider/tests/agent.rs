@@ -8,7 +8,8 @@ use common::{SECRET, SESSION};
 use eks_pod_identity_provider::config::MapEnv;
 use eks_pod_identity_provider::test_util::{ManualClock, MapResolver};
 use eks_pod_identity_provider::{
-    AgentError, BuildError, ErrorKind, PodIdentityProvider, ProviderContext, RetryPolicy,
+    AgentError, BuildError, ErrorChain, ErrorKind, PodIdentityProvider, ProviderContext,
+    RetryPolicy,
 };
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -239,7 +240,12 @@ async fn server_errors_are_retried_three_times_and_shared_by_100_waiters() {
     for r in futures_util::future::join_all(calls).await {
         let err = r.unwrap().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ServerError);
-        assert!(err.to_string().contains("InternalServerException"), "{err}");
+        assert!(
+            ErrorChain(&err)
+                .to_string()
+                .contains("InternalServerException"),
+            "{err}"
+        );
     }
     assert_eq!(
         f.requests().await.len(),
@@ -301,7 +307,7 @@ async fn client_errors_are_not_retried_and_keep_the_agents_message() {
         let err = f.provider().credentials().await.unwrap_err();
         assert_eq!(err.kind(), kind, "{status} {msg}");
         assert_eq!(agent_error(&err).status(), Some(status));
-        let shown = err.to_string();
+        let shown = ErrorChain(&err).to_string();
         assert!(shown.contains(msg) && shown.contains(hint), "{shown}");
         assert_eq!(f.requests().await.len(), 1, "{status} must not be retried");
     }
@@ -381,7 +387,7 @@ async fn invalid_documents_and_oversized_bodies_are_typed_errors() {
             .await;
         let err = f.provider().credentials().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidResponse);
-        assert!(err.to_string().contains(needle), "{err}");
+        assert!(ErrorChain(&err).to_string().contains(needle), "{err}");
         assert_eq!(f.requests().await.len(), 1);
     }
 }
@@ -417,7 +423,7 @@ async fn connection_refused_names_the_agent_uri() {
         .unwrap();
     let err = p.credentials().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Connect);
-    assert!(err.to_string().contains(&uri), "{err}");
+    assert!(ErrorChain(&err).to_string().contains(&uri), "{err}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -478,7 +484,7 @@ async fn hostnames_must_resolve_only_to_allowed_addresses() {
     assert_eq!(f.requests().await.len(), 1);
     let err = build("evil.agent.test").credentials().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RefusedHost);
-    assert!(err.to_string().contains("10.9.8.7"), "{err}");
+    assert!(ErrorChain(&err).to_string().contains("10.9.8.7"), "{err}");
     assert_eq!(
         f.requests().await.len(),
         1,
@@ -543,6 +549,7 @@ async fn no_secret_in_debug_display_or_errors() {
     // A fetch that fails after a success on the same agent.
     let err = failing.credentials().await.unwrap_err();
     shown.push(err.to_string());
+    shown.push(ErrorChain(&err).to_string());
     shown.push(format!("{err:?}"));
     for s in &shown {
         for secret in [SECRET, SESSION, TOKEN_A, "token-a"] {
@@ -569,7 +576,10 @@ async fn tls_failures_are_classified_as_tls() {
         matches!(agent_error(&err), AgentError::Tls { .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("TLS handshake"), "{err}");
+    assert!(
+        ErrorChain(&err).to_string().contains("TLS handshake"),
+        "{err}"
+    );
     assert!(!agent_error(&err).is_retryable());
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use eks_pod_identity_provider::context::{Clock, TokioClock};
-use eks_pod_identity_provider::{ErrorKind, RefreshPolicy};
+use eks_pod_identity_provider::{ErrorChain, ErrorKind, RefreshPolicy};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -161,7 +161,10 @@ async fn credentials_arriving_expired_are_refetched_within_the_same_fetch() {
     let cache = common::cache(source.clone(), RefreshPolicy::default());
     let err = cache.get().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ExpiresTooSoon);
-    assert!(err.to_string().contains("already expired"), "{err}");
+    assert!(
+        ErrorChain(&err).to_string().contains("already expired"),
+        "{err}"
+    );
     assert_eq!(source.calls(), 3);
     assert_eq!(cache.status().failures, 1);
 }

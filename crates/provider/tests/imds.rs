@@ -7,7 +7,8 @@ use eks_pod_identity_provider::config::MapEnv;
 use eks_pod_identity_provider::test_util::ManualClock;
 use eks_pod_identity_provider::CredentialSource;
 use eks_pod_identity_provider::{
-    ChainError, CredentialChain, ErrorKind, FallbackPolicy, ImdsError, ProviderContext, RetryPolicy,
+    ChainError, CredentialChain, ErrorChain, ErrorKind, FallbackPolicy, ImdsError, ProviderContext,
+    RetryPolicy,
 };
 use eks_pod_identity_provider::{ImdsOptions, ImdsSource};
 use std::sync::{Arc, Mutex};
@@ -192,7 +193,7 @@ async fn forbidden_token_request_means_disabled_and_is_not_retried() {
         .await;
     let err = source(&s).fetch().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ImdsDisabled);
-    assert!(err.to_string().contains("disabled"), "{err}");
+    assert!(ErrorChain(&err).to_string().contains("disabled"), "{err}");
     assert_eq!(count(&s, "PUT", "/latest/api/token").await, 1);
 }
 
@@ -252,7 +253,9 @@ async fn code_other_than_success_is_an_error() {
     let err = source(&s).fetch().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidResponse);
     assert!(
-        err.to_string().contains("AssumeRoleUnauthorizedAccess"),
+        ErrorChain(&err)
+            .to_string()
+            .contains("AssumeRoleUnauthorizedAccess"),
         "{err}"
     );
 }
@@ -337,7 +340,10 @@ async fn a_token_request_that_is_never_answered_reports_the_hop_limit() {
         "{err:?}"
     );
     assert_eq!(err.kind(), ErrorKind::Timeout);
-    assert!(err.to_string().contains("hop limit of 1"), "{err}");
+    assert!(
+        ErrorChain(&err).to_string().contains("hop limit of 1"),
+        "{err}"
+    );
     holder.abort();
 }
 

@@ -10,7 +10,7 @@ use eks_pod_identity_provider::context::Clock;
 use eks_pod_identity_provider::test_util::{FixedRandom, ManualClock};
 use eks_pod_identity_provider::RefreshingCache;
 use eks_pod_identity_provider::{CredentialSource, Fetched};
-use eks_pod_identity_provider::{ErrorKind, FetchAborted, RefreshError, RefreshPolicy};
+use eks_pod_identity_provider::{ErrorChain, ErrorKind, FetchAborted, RefreshError, RefreshPolicy};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -234,7 +234,7 @@ async fn a_panicking_source_gives_a_typed_error_and_no_stuck_cache() {
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("panicked"), "{err}");
+    assert!(ErrorChain(&err).to_string().contains("panicked"), "{err}");
     assert_eq!(cache.status().failures, 1);
     // Shared for the backoff (at most 1 s after a first failure), then fetched again.
     clock.advance(Duration::from_secs(1));
@@ -326,7 +326,10 @@ fn outside_a_runtime_is_a_typed_error_not_a_panic() {
     let cache = cache(&source);
     let err = poll_once(cache.get()).expect("ready at once").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoRuntime);
-    assert!(err.to_string().contains("tokio runtime"), "{err}");
+    assert!(
+        ErrorChain(&err).to_string().contains("tokio runtime"),
+        "{err}"
+    );
     assert_eq!(source.calls.load(Ordering::SeqCst), 0);
 
     current_thread(false).block_on(cache.get()).unwrap();

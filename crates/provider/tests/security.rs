@@ -15,8 +15,8 @@ use eks_pod_identity_provider::config::{container_credentials_from_env, vars, Ma
 use eks_pod_identity_provider::test_util::MapResolver;
 use eks_pod_identity_provider::CredentialSource;
 use eks_pod_identity_provider::{
-    AgentError, CredentialChain, ErrorKind, FallbackPolicy, PodIdentityProvider, ProviderContext,
-    RetryPolicy,
+    AgentError, CredentialChain, ErrorChain, ErrorKind, FallbackPolicy, PodIdentityProvider,
+    ProviderContext, RetryPolicy,
 };
 use eks_pod_identity_provider::{ImdsOptions, ImdsSource};
 use matrix::{SECRET, SECRETS, SESSION, TOKEN_A};
@@ -163,9 +163,17 @@ async fn an_agent_echoing_the_token_does_not_leak_it() {
     let agent = err.source_error().downcast_ref::<AgentError>().unwrap();
     assert_clean(
         "echoed token",
-        &[err.to_string(), format!("{err:?}"), format!("{agent:?}")],
+        &[
+            err.to_string(),
+            ErrorChain(&err).to_string(),
+            format!("{err:?}"),
+            format!("{agent:?}"),
+        ],
     );
-    assert!(err.to_string().contains("invalid token"), "{err}");
+    assert!(
+        ErrorChain(&err).to_string().contains("invalid token"),
+        "{err}"
+    );
 }
 
 /// Hostnames that resolve to any refused address: nothing connects, even
@@ -202,7 +210,7 @@ async fn refused_hosts_are_never_contacted() {
     for (host, addrs) in &refused {
         let err = build(host).credentials().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::RefusedHost, "{host}: {err}");
-        assert!(err.to_string().contains(addrs[1]), "{err}");
+        assert!(ErrorChain(&err).to_string().contains(addrs[1]), "{err}");
         assert_eq!(p.connections(), 0, "{host}: a refused host was contacted");
     }
     // Control: the same listener is reachable through an allowed name.
@@ -256,7 +264,7 @@ async fn body_caps_hold_against_endless_streams() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidResponse);
-    assert!(err.to_string().contains("65536"), "{err}");
+    assert!(ErrorChain(&err).to_string().contains("65536"), "{err}");
     let imds_peer = Peer::start(|q| {
         if q.method == "PUT" {
             Reply::status(200, "text/plain", "tok")

@@ -6,7 +6,7 @@ use super::flight::{Flight, Join};
 use super::schedule::RefreshPolicy;
 use super::task::TaskState;
 use crate::context::{SharedClock, SharedRandom};
-use crate::error::{ErrorKind, ExpiresTooSoon, FetchAborted, RefreshError};
+use crate::error::{ErrorChain, ErrorKind, ExpiresTooSoon, FetchAborted, RefreshError};
 use crate::source::{CredentialSource, Fetched};
 use crate::status::Status;
 use crate::support::rfc3339;
@@ -119,7 +119,7 @@ impl<S: CredentialSource> Inner<S> {
             source = entry.label.as_str(),
             expiration = %rfc3339::format(entry.expiration),
             error_kind = err.kind().as_str(),
-            error = %err,
+            error = %ErrorChain(&err).one_line(),
             "credentials refresh failed; serving cached credentials until they expire"
         );
         entry.credentials.clone()
@@ -243,7 +243,7 @@ impl<S: CredentialSource> Inner<S> {
                     source = name,
                     attempt,
                     error_kind = err.kind().as_str(),
-                    error = %err,
+                    error = %ErrorChain(&err).one_line(),
                     delay_ms = delay.as_millis() as u64,
                     "unusable credentials received; fetching again"
                 );
@@ -317,7 +317,7 @@ impl<S: CredentialSource> Inner<S> {
                 tracing::debug!(
                     source = self.source.name(),
                     error_kind = err.kind().as_str(),
-                    error = %err,
+                    error = %ErrorChain(&err).one_line(),
                     "a fetch given up on earlier ended with an error; ignored"
                 );
             }
@@ -397,7 +397,7 @@ impl<S: CredentialSource> Inner<S> {
         tracing::warn!(
             source = self.source.name(),
             error_kind = err.kind().as_str(),
-            error = %err,
+            error = %ErrorChain(&err).one_line(),
             consecutive_failures = s.consecutive_failures,
             cached_valid_for_secs = remaining.map(|d| d.as_secs()),
             "credentials fetch failed"

@@ -8,8 +8,8 @@ use super::{CredentialSource, Fetched};
 use crate::config::{self, vars, AgentEndpoint, TokenSource};
 use crate::context::ProviderContext;
 use crate::error::{
-    is_token_expired_message, AgentError, Classify, ConfigError, RefreshError, TokenError,
-    TokenOrigin,
+    is_token_expired_message, AgentError, Classify, ConfigError, ErrorChain, RefreshError,
+    TokenError, TokenOrigin,
 };
 use crate::protocol::MAX_BODY_BYTES;
 use crate::support::http::{self, BodyError, ClientSettings};
@@ -332,7 +332,7 @@ impl AgentSource {
                 return Err(err);
             }
             let delay = self.retry.backoff(attempt, &*self.ctx.rng);
-            tracing::debug!(source = "pod-identity", attempt, error_kind = err.kind().as_str(), error = %err, delay_ms = delay.as_millis() as u64, "agent request failed; retrying");
+            tracing::debug!(source = "pod-identity", attempt, error_kind = err.kind().as_str(), error = %ErrorChain(&err).one_line(), delay_ms = delay.as_millis() as u64, "agent request failed; retrying");
             tokio::time::sleep(delay).await;
             attempt += 1;
         }

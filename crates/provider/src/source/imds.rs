@@ -8,7 +8,7 @@ use super::retry::RetryPolicy;
 use super::{CredentialSource, Fetched};
 use crate::config::Secret;
 use crate::context::ProviderContext;
-use crate::error::{Classify, ConfigError, ImdsError, RefreshError};
+use crate::error::{Classify, ConfigError, ErrorChain, ImdsError, RefreshError};
 use crate::protocol::{
     IMDS_ROLE_PATH, IMDS_TOKEN_HEADER, IMDS_TOKEN_PATH, IMDS_TOKEN_TTL_HEADER, IMDS_TOKEN_TTL_SECS,
     MAX_BODY_BYTES,
@@ -344,7 +344,7 @@ impl ImdsSource {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt < self.options.retry.max_attempts => {
                     let delay = self.options.retry.backoff(attempt, &*self.ctx.rng);
-                    tracing::debug!(source = "imds", attempt, error_kind = e.kind().as_str(), error = %e, "IMDS request failed; retrying");
+                    tracing::debug!(source = "imds", attempt, error_kind = e.kind().as_str(), error = %ErrorChain(&e).one_line(), "IMDS request failed; retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
@@ -384,7 +384,7 @@ impl ImdsSource {
                 return Err(e)
             }
             Err(e) if self.options.allow_imdsv1 => {
-                tracing::warn!(source = "imds", error = %e, "IMDSv2 token request failed; using IMDSv1 as explicitly allowed");
+                tracing::warn!(source = "imds", error = %ErrorChain(&e).one_line(), "IMDSv2 token request failed; using IMDSv1 as explicitly allowed");
                 return Ok(Auth::V1);
             }
             Err(e) => return Err(e),

@@ -35,7 +35,7 @@ use eks_pod_identity_provider::{
     AgentError, BuildError, Classify, ErrorKind, ImdsError, PodIdentityProvider, ProviderContext,
     RefreshError, RefreshPolicy, RetryPolicy, Status,
 };
-use eks_pod_identity_provider::{ImdsOptions, ImdsSource};
+use eks_pod_identity_provider::{ErrorChain, ImdsOptions, ImdsSource};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

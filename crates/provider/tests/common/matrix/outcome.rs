@@ -17,6 +17,7 @@ impl Outcome {
     pub(crate) fn show_err(&mut self, e: &RefreshError) {
         self.rendered.push(format!("{e}"));
         self.rendered.push(format!("{e:?}"));
+        self.rendered.push(ErrorChain(e).to_string());
         self.rendered.push(format!("{}", e.source_error()));
         self.rendered.push(format!("{:?}", e.source_error()));
         let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -32,7 +33,8 @@ impl Outcome {
         }
         let sdk =
             aws_credential_types::provider::error::CredentialsError::provider_error(e.clone());
-        self.rendered.push(format!("{sdk} {sdk:?}"));
+        self.rendered
+            .push(format!("{sdk} {sdk:?} {}", ErrorChain(&sdk)));
     }
 }
 
