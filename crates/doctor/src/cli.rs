@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use eks_pod_identity_provider::ErrorChain;
 
 use crate::check::{self, CheckOptions};
 use crate::lint;
@@ -289,8 +290,10 @@ pub fn emit(report: &Report, output: &OutputArgs, stdout: &mut dyn Write) -> Exi
     report.exit_status(output.fail_on)
 }
 
-/// Reports a run that could not complete: the message on stderr (and, with
-/// `--json`, an error document on stdout); returns [`ExitStatus::Error`].
+/// Reports a run that could not complete: the error and each of its causes
+/// once on stderr, each cause on its own line (and, with `--json`, an error
+/// document on stdout whose message is the same chain on one line); returns
+/// [`ExitStatus::Error`].
 pub fn emit_error(
     command: Command,
     output: &OutputArgs,
@@ -298,13 +301,14 @@ pub fn emit_error(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> ExitStatus {
-    let message = error.to_string();
+    let chain = ErrorChain(error);
     let _ = writeln!(
         stderr,
-        "pod-identity-doctor {}: error: {message}",
+        "pod-identity-doctor {}: error: {chain}",
         command.as_str()
     );
     if output.json || output.format == Some(Format::Json) {
+        let message = chain.one_line().to_string();
         let _ = stdout.write_all(json::render_error(command, &message).as_bytes());
     }
     ExitStatus::Error
@@ -344,6 +348,36 @@ mod tests {
         assert!(
             help.contains(&format!("[default: {IMDS_ENDPOINT_V6}]")),
             "{help}"
+        );
+    }
+
+    /// A run that could not complete prints the error and each cause once:
+    /// on stderr each cause on its own line, in the JSON document on one.
+    #[test]
+    fn emit_error_prints_the_chain_each_cause_once() {
+        let err = lint::LintError::Io {
+            path: "infra/nodes.tf".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        let output = OutputArgs {
+            json: true,
+            format: None,
+            fail_on: Severity::High,
+        };
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let status = emit_error(Command::Lint, &output, &err, &mut stdout, &mut stderr);
+        assert_eq!(status, ExitStatus::Error);
+        let stderr = String::from_utf8(stderr).unwrap();
+        assert_eq!(
+            stderr,
+            format!("pod-identity-doctor lint: error: infra/nodes.tf: cannot read\n  caused by: {cause}\n")
+        );
+        assert_eq!(stderr.matches(&cause).count(), 1, "{stderr}");
+        let doc: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+        assert_eq!(
+            doc["error"]["message"],
+            format!("infra/nodes.tf: cannot read: {cause}")
         );
     }
 }

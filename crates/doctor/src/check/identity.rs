@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eks_pod_identity_provider::Env;
-use eks_pod_identity_provider::{CredentialChain, ProviderContext};
+use eks_pod_identity_provider::{CredentialChain, ErrorChain, ProviderContext};
 use tokio::time::{timeout_at, Instant};
 
 use super::probe::{key_id_hint, Observation, Outcome, SharedEnv};
@@ -106,7 +106,7 @@ pub(crate) async fn probe(
         Ok(c) => c,
         Err(e) => {
             // The chain's own fix text duplicates the EPI-PI findings' fixes.
-            let text = e.to_string();
+            let text = ErrorChain(&e).one_line().to_string();
             let short = text.split(" Fix: ").next().unwrap_or(&text);
             obs.chain_error = Some(short.trim_end_matches('.').to_owned());
             return obs;
@@ -122,7 +122,7 @@ pub(crate) async fn probe(
             return obs;
         }
         Ok(Err(e)) => {
-            obs.chain_error = Some(e.to_string());
+            obs.chain_error = Some(ErrorChain(&e).one_line().to_string());
             return obs;
         }
         Ok(Ok(creds)) => {
@@ -165,10 +165,7 @@ pub(crate) async fn probe(
                     se.meta().code().unwrap_or("error"),
                     se.meta().message().unwrap_or("")
                 ),
-                None => format!(
-                    "GetCallerIdentity: {}",
-                    aws_sdk_sts::error::DisplayErrorContext(&e)
-                ),
+                None => format!("GetCallerIdentity: {}", ErrorChain(&e).one_line()),
             };
             obs.sts_error = Some(text.chars().take(300).collect());
         }

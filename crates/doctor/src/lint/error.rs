@@ -1,4 +1,7 @@
 //! Why a lint could not run.
+//!
+//! `Display` says what the lint knows (the path); `source()` gives the
+//! cause (the I/O error): the CLI prints the chain.
 
 use std::io;
 use std::path::PathBuf;
@@ -14,7 +17,7 @@ pub enum LintError {
         path: PathBuf,
     },
     /// A file or directory could not be read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read", path.display())]
     Io {
         /// The path that failed.
         path: PathBuf,
@@ -82,4 +85,29 @@ pub enum LintError {
         /// The parser's message.
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LintError;
+    use std::error::Error;
+    use std::io;
+
+    /// The path is this layer's; the I/O error is the source, not repeated.
+    #[test]
+    fn io_names_the_path_and_leaves_the_io_error_to_source() {
+        let cause = io::Error::from(io::ErrorKind::PermissionDenied).to_string();
+        let err = LintError::Io {
+            path: "infra/nodes.tf".into(),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(err.to_string(), "infra/nodes.tf: cannot read");
+        assert!(!err.to_string().contains(&cause), "{err}");
+        let source = err.source().expect("the I/O error is the source");
+        assert_eq!(source.to_string(), cause);
+        assert_eq!(
+            source.downcast_ref::<io::Error>().map(io::Error::kind),
+            Some(io::ErrorKind::PermissionDenied)
+        );
+    }
 }
