@@ -87,10 +87,13 @@ struct App {
 }
 
 /// An S3/STS failure: the service's error code and message, or
-/// `RequestFailed` and the error with its causes, one per line.
+/// `RequestFailed` and the error with its causes.
 struct CallError {
     code: String,
+    /// The message, each cause on its own line (for people).
     message: String,
+    /// The same on one line, causes separated by `: ` (for JSON lines).
+    one_line: String,
     /// No link of the chain could provide credentials.
     no_credentials: bool,
 }
@@ -108,11 +111,13 @@ impl App {
             (Some(code), message) => CallError {
                 code: code.to_owned(),
                 message: message.unwrap_or("").to_owned(),
+                one_line: message.unwrap_or("").to_owned(),
                 no_credentials: false,
             },
             _ => CallError {
                 code: "RequestFailed".into(),
                 message: ErrorReport(&err).to_string(),
+                one_line: ErrorReport(&err).one_line().to_string(),
                 no_credentials: caused_by::<NoCredentials>(&err),
             },
         }
@@ -149,6 +154,7 @@ impl App {
                 let body = resp.body.collect().await.map_err(|e| CallError {
                     code: "ReadFailed".into(),
                     message: ErrorReport(&e).to_string(),
+                    one_line: ErrorReport(&e).one_line().to_string(),
                     no_credentials: false,
                 })?;
                 let _ = out.write_all(&body.into_bytes());
@@ -171,6 +177,7 @@ impl App {
 fn usage(message: String) -> CallError {
     CallError {
         code: "InvalidArgument".into(),
+        one_line: message.clone(),
         message,
         no_credentials: false,
     }
@@ -285,7 +292,7 @@ async fn watch(app: &App, cmd: &Command, duration: Duration, interval_ms: u64) -
             "latency_ms": (ms * 1000.0).round() / 1000.0,
             "source": status.source,
             "expiration": status.expiration.map(eks_pod_identity::protocol::rfc3339::format),
-            "error": result.as_ref().err().map(|e| format!("{}: {}", e.code, e.message)),
+            "error": result.as_ref().err().map(|e| format!("{}: {}", e.code, e.one_line)),
         });
         if result.is_err() {
             failures += 1;

@@ -196,17 +196,15 @@ fn refused(err: &ChainError) -> Vec<(String, String)> {
         ],
         ChainError::Imds(_) => vec![
             ("pod-identity".into(), pod_identity_missing),
-            ("imds".into(), ErrorReport(err).to_string()),
+            ("imds".into(), format!("{:#}", ErrorReport(err))),
         ],
-        _ => vec![("pod-identity".into(), ErrorReport(err).to_string())],
+        _ => vec![("pod-identity".into(), format!("{:#}", ErrorReport(err)))],
     }
 }
 
 /// One line: an error and its distinct causes.
 fn one_line(err: &CredentialsError) -> String {
-    ErrorReport(err)
-        .to_string()
-        .replace("\n  caused by: ", ": ")
+    format!("{:#}", ErrorReport(err))
 }
 
 impl DefaultChain {

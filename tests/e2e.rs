@@ -179,6 +179,57 @@ async fn agent_down_is_a_clear_error_naming_the_agent() {
     );
 }
 
+/// A missing token file, as a new user first meets it: the error, then each
+/// cause once on its own line, and no `Debug` dump. Needs no moto: the
+/// request fails before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_token_file_prints_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("eks-pod-identity-token");
+    let pod = Pod {
+        env: vec![
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:1".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("KUBERNETES_SERVICE_HOST".into(), "10.100.0.1".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+            ("HOME".into(), "/nonexistent".into()),
+        ],
+        dir,
+    }
+    .with_token_file("http://127.0.0.1:1/v1/credentials", &missing);
+    let out = pod.run(&["ls", &format!("s3://{APP_BUCKET}")]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    // The report: the `error:` line and its `caused by:` lines (log lines,
+    // which carry the chain on one line, are not part of it).
+    let report: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("error: "))
+        .take_while(|l| l.starts_with("error: ") || l.starts_with("  caused by: "))
+        .collect();
+    let io = std::fs::read(&missing).unwrap_err().to_string();
+    let read = format!("cannot read token file {}", missing.display());
+    for expected in [
+        "  caused by: could not get credentials from pod-identity".to_owned(),
+        format!("  caused by: {read}; check the projected service-account volume is mounted (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)"),
+        format!("  caused by: {io}"),
+    ] {
+        assert_eq!(
+            report.iter().filter(|l| **l == expected).count(),
+            1,
+            "{expected:?} once in {report:#?}"
+        );
+    }
+    let report = report.join("\n");
+    assert_eq!(report.matches(&read).count(), 1, "{report}");
+    assert_eq!(report.matches(&io).count(), 1, "{report}");
+    assert!(
+        !err.contains(" { ") && !err.contains("Some(") && !err.contains("DispatchFailure("),
+        "a Debug dump: {err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_pod_identity_in_kubernetes_imds_is_denied_then_leaks_when_allowed() {
     let moto = moto_or_skip!("without_pod_identity_in_kubernetes_imds_is_denied");
