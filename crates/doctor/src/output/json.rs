@@ -64,7 +64,7 @@
 //! | `probes[].status` | `"protected"` \| `"leak"` \| `"ok"` \| `"misconfigured"` \| `"unknown"` \| `"skipped"` | see [`ProbeStatus`](crate::report::ProbeStatus) |
 //! | `probes[].outcomes` | array of string | stable outcome names in the order observed (below) |
 //! | `probes[].detail` | string | one human-readable line, never a secret |
-//! | `error.message` | string | only when `exit_code` is 2 |
+//! | `error.message` | string | only when `exit_code` is 2: the error and each of its causes, on one line, separated by `: ` |
 //!
 //! `probes[].outcomes` names (schema version 1; new names may be added):
 //!
