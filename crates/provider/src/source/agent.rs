@@ -205,6 +205,7 @@ impl AgentSource {
             restrict_resolution: endpoint
                 .must_resolve_to_allowed()
                 .then(|| ctx.resolver.clone()),
+            https: endpoint.uri().scheme() == "https",
         })
         .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
         Ok(Self {
