@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use eks_pod_identity_testkit::module_graph::{Layers, ModuleGraph, MAX_LINES};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the workspace root")
 }
 
 fn graph_of(src: &str) -> ModuleGraph {

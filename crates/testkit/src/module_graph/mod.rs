@@ -7,9 +7,11 @@
 //! or an inline `crate::a::f()`, `super::g()`, `child::h()`. A path counts
 //! for the deepest module it reaches, so `use super::file::TfFile` is an edge
 //! to `file`, not to its parent, and `crate::Thing` (an item re-exported at
-//! the crate root) is an edge to the root, which declares every module: so a
-//! module that imports through a root re-export is in a cycle with the root,
-//! and must import from the module that defines the item. Declaring a child
+//! the crate root) is an edge to the root, which depends on the modules it
+//! re-exports from: so a module that imports through a root re-export is
+//! in a cycle with the root as soon as the root re-exports from it (or from
+//! a module that depends on it), and must import from the module that
+//! defines the item. Declaring a child
 //! (`mod x;`) is containment, not an edge. Comments, string and char
 //! literals (raw ones too) and `#[cfg(test)]` items (unit tests may use
 //! anything) are ignored; an inline `mod x { .. }` belongs to its file.
@@ -20,12 +22,12 @@
 //! use eks_pod_identity_testkit::module_graph::{Layers, ModuleGraph};
 //!
 //! let graph = ModuleGraph::from_sources(&[
-//!     ("lib.rs", "mod config;\nmod source;\npub use config::Settings;\n"),
+//!     ("lib.rs", "mod config;\nmod source;\npub use config::Settings;\npub use source::Source;\n"),
 //!     ("config.rs", "pub struct Settings;\n"),
-//!     ("source.rs", "use crate::config::Settings;\nfn f() { crate::Settings; }\n"),
+//!     ("source.rs", "use crate::config::Settings;\npub trait Source {}\nfn f() { crate::Settings; }\n"),
 //! ]);
 //! assert!(graph.depends_on("crate::source", "crate::config"));
-//! // `crate::Settings` goes through the root, which declares `source`.
+//! // `crate::Settings` goes through the root, which re-exports from `source`.
 //! assert_eq!(graph.problems(), ["import cycle: crate → crate::source → crate"]);
 //!
 //! let layers = Layers { levels: &[("config", 0), ("source", 1)], forbidden: &[] };
