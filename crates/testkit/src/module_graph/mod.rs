@@ -11,10 +11,10 @@
 //! re-exports from: so a module that imports through a root re-export is
 //! in a cycle with the root as soon as the root re-exports from it (or from
 //! a module that depends on it), and must import from the module that
-//! defines the item. Declaring a child
-//! (`mod x;`) is containment, not an edge. Comments, string and char
-//! literals (raw ones too) and `#[cfg(test)]` items (unit tests may use
-//! anything) are ignored; an inline `mod x { .. }` belongs to its file.
+//! defines the item. Declaring a child (`mod x;`) is containment, not an
+//! edge. Comments, string and char literals (raw ones too) and
+//! `#[cfg(test)]` items (unit tests may use anything) are ignored; an
+//! inline `mod x { .. }` belongs to its file.
 //! Binaries (`src/main.rs` next to a `lib.rs`, `src/bin/`) are crates of
 //! their own: only their length is checked.
 //!
