@@ -8,6 +8,7 @@
 #
 #   bash benches/run-all.sh            # full run (about 15 minutes once built)
 #   bash benches/run-all.sh --quick    # smoke run of the same (about 4 minutes)
+#   bash benches/run-all.sh memory     # only the named benches (full mode)
 #
 # Run it on an otherwise idle machine: no build, test or other bench at the
 # same time. It refuses to start while another cargo/rustc process runs
@@ -20,9 +21,14 @@ mode=full
 if [[ "${1:-}" == "--quick" ]]; then
   mode_args=(--quick)
   mode=quick
+  shift
 fi
 
-benches=(hot_path rotation failing_agent storm memory)
+all=(hot_path rotation failing_agent storm memory)
+benches=("${@:-${all[@]}}")
+for b in "${benches[@]}"; do
+  [[ " ${all[*]} " == *" $b "* ]] || { echo "unknown bench '$b' (known: ${all[*]})" >&2; exit 2; }
+done
 
 echo "== building the benches (release profile)"
 cargo bench --no-run 2>&1 | tail -n 3
@@ -39,7 +45,7 @@ out_dir=benches/results
 mkdir -p "$out_dir/$stamp"
 summary="$out_dir/$stamp.txt"
 {
-  echo "# benchmark run $stamp ($mode)"
+  echo "# benchmark run $stamp ($mode): ${benches[*]}"
   echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
   echo "# cpus $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "# $(rustc --version)"

@@ -39,6 +39,10 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo clippy: the provider and the facade without TLS (default-features = false)"
+cargo clippy -p eks-pod-identity-provider --no-default-features --all-targets -- -D warnings
+cargo clippy -p eks-pod-identity --no-default-features --lib -- -D warnings
+
 step "build the example binaries (the end-to-end tests run target/debug/examples/s3_reader)"
 # `cargo test --examples` builds examples as test harnesses only; the e2e
 # tests need the real binary.
@@ -53,8 +57,13 @@ cargo test --workspace --lib --bins --tests --examples 2>&1 | tee "$test_log"
 step "doc tests"
 cargo test --workspace --doc 2>&1 | tee -a "$test_log"
 
-step "cargo doc (-D warnings)"
+step "cargo doc (-D warnings; the provider with every feature, test-util included)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc -p eks-pod-identity-provider --all-features --no-deps
+
+step "cargo package (the publishable crates pack and build from their packages alone)"
+# --allow-dirty: the run may leave untracked build files; nothing is published.
+cargo package --workspace --exclude eks-pod-identity-testkit --allow-dirty --quiet
 
 step "benches build (run them with: cargo bench --bench <name> -- --quick)"
 cargo build --workspace --benches

@@ -226,14 +226,15 @@ fn assert_unanswered(run: &Run, probe: &str) {
     assert_eq!(run.status(probe), "protected");
 }
 
-/// The pod's "unanswered" PUTs (IPv4 and IPv6) reached IMDS, which answered them
-/// with a hop limit of 1: the answers died in the node's forwarding, the probe
-/// did not stall on the way (the 1 s budget cannot fake a PROTECTED).
-fn assert_puts_answered_with_hop_limit_1(node: &EksNode, puts_before: u64) {
+/// The pod's "unanswered" PUTs (`families`: 2 for IPv4 and IPv6, 1 for one
+/// of them) reached IMDS, which answered them with a hop limit of 1: the
+/// answers died in the node's forwarding, the probe did not stall on the way
+/// (the 1 s budget cannot fake a PROTECTED).
+fn assert_puts_answered_with_hop_limit_1(node: &EksNode, puts_before: u64, families: u64) {
     let st = node.imds().stats();
     assert!(
-        st.token_puts >= puts_before + 2,
-        "IMDS answered {} token PUTs during the run, expected the pod's IPv4 and IPv6 ones",
+        st.token_puts >= puts_before + families,
+        "IMDS answered {} token PUTs during the run, expected at least {families} (one per address family probed)",
         st.token_puts - puts_before
     );
     assert!(
@@ -277,7 +278,7 @@ fn hop_limit_1_protects_the_pod_but_not_a_host_network_process() {
     );
     assert_unanswered(&pod, "imds-ipv4");
     assert_unanswered(&pod, "imds-ipv6");
-    assert_puts_answered_with_hop_limit_1(&node, puts);
+    assert_puts_answered_with_hop_limit_1(&node, puts, 2);
     assert_eq!(
         pod.probe("imds-ipv6")["target"],
         "http://[fd00:ec2::254]",
@@ -312,7 +313,7 @@ fn hop_limit_1_protects_the_pod_but_not_a_host_network_process() {
         &args(FAST, &["--no-sts"]),
     );
     assert_unanswered(&bare, "imds-ipv4");
-    assert_puts_answered_with_hop_limit_1(&node, puts);
+    assert_puts_answered_with_hop_limit_1(&node, puts, 2);
     assert_eq!(
         bare.ids("pod-identity-env"),
         ["EPI-PI-001"],
@@ -362,17 +363,28 @@ fn ipv6_imds_path_at_hop_limit_1_and_2() {
         };
         let v6 = node.imds_endpoint_v6();
         let budget = if hops == 1 { FAST } else { ROOMY };
+        // At hop limit 1 the 1 s budget must not be what made a PUT
+        // "unanswered": each run's PUTs must have reached IMDS.
+        let reached_imds = |puts: u64, families: u64| {
+            if hops == 1 {
+                assert_puts_answered_with_hop_limit_1(&node, puts, families);
+            }
+        };
         // The flag.
+        let puts = node.imds().stats().token_puts;
         let by_flag = doctor(
             &node,
             Netns::Pod,
             &node.pod_env(),
             &args(budget, &["--no-sts", "--imds-ipv6-endpoint", &v6]),
         );
+        reached_imds(puts, 2);
         // The standard env var holding an IPv6 literal selects the IPv6 endpoint.
         let mut env = node.pod_env();
         env.push(("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), v6.clone()));
+        let puts = node.imds().stats().token_puts;
         let by_env = doctor(&node, Netns::Pod, &env, &args(budget, &["--no-sts"]));
+        reached_imds(puts, 2);
         for run in [&by_flag, &by_env] {
             assert_eq!(run.probe("imds-ipv6")["target"], v6.as_str());
             if hops == 1 {
@@ -386,6 +398,7 @@ fn ipv6_imds_path_at_hop_limit_1_and_2() {
             }
         }
         // The IPv6 path alone: the IPv4 endpoint points at nothing that answers.
+        let puts = node.imds().stats().token_puts;
         let only_v6 = doctor(
             &node,
             Netns::Pod,
@@ -396,6 +409,7 @@ fn ipv6_imds_path_at_hop_limit_1_and_2() {
             ),
         );
         assert_eq!(only_v6.outcomes("imds-ipv4"), ["connect_refused"]);
+        reached_imds(puts, 1);
         if hops == 1 {
             assert_unanswered(&only_v6, "imds-ipv6");
         } else {
@@ -415,12 +429,15 @@ fn imdsv1_open_leaks_even_at_hop_limit_1() {
     else {
         return;
     };
+    let puts = node.imds().stats().token_puts;
     let pod = doctor(
         &node,
         Netns::Pod,
         &node.pod_env(),
         &args(FAST, &["--no-sts"]),
     );
+    // "unanswered" because the answers died at hop limit 1, not the budget.
+    assert_puts_answered_with_hop_limit_1(&node, puts, 2);
     for probe in ["imds-ipv4", "imds-ipv6"] {
         assert_eq!(
             pod.outcomes(probe),

@@ -101,8 +101,8 @@ async fn refresh_failure_keeps_serving_valid_credentials_and_recovers() {
     let first = cache.get().await.unwrap();
     let exp = first.expiry().unwrap();
     source.set_default(Step::Fail(ErrorKind::ServerError));
-    // Walk through the advisory window and into the mandatory window.
-    while clock.now() < exp - Duration::from_secs(5) {
+    // Walk through the advisory window to the start of the mandatory window.
+    while clock.now() < exp - Duration::from_secs(60) {
         tokio::time::advance(Duration::from_secs(5)).await;
         settle().await;
         let c = cache
@@ -118,11 +118,17 @@ async fn refresh_failure_keeps_serving_valid_credentials_and_recovers() {
         "several retries before expiry, got {failures}"
     );
     assert!(cache.status().served_cached_after_failure > 0);
-    // Agent recovers: the next retry brings fresh credentials before expiry.
+    // Agent recovers: the next retry, at most half the remaining validity
+    // away, brings fresh credentials before expiry.
     source.set_default(Step::Ok(HOUR));
-    tokio::time::advance(Duration::from_secs(2)).await;
-    let c = cache.get().await.unwrap();
+    let mut c = cache.get().await.unwrap();
+    while c.access_key_id() == first.access_key_id() && clock.now() < exp {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        settle().await;
+        c = cache.get().await.unwrap();
+    }
     assert_ne!(c.access_key_id(), first.access_key_id());
+    assert!(clock.now() < exp, "recovered before expiry");
     assert_eq!(cache.status().consecutive_failures, 0);
 }
 

@@ -13,6 +13,9 @@
 //!   (`pod`, `node`, `imds`) with the production addresses (169.254.170.23,
 //!   `[fd00:ec2::23]`, 169.254.169.254, `[fd00:ec2::254]`), a real IMDS hop limit and
 //!   REJECT/DROP blocks, running the fakes (and moto) inside it.
+//! - [`module_graph`]: a crate's module graph read from its sources (import
+//!   cycles, files over 700 lines, one-way layers); `tests/module_graph.rs`
+//!   runs it over every crate of the workspace.
 //!
 //! Binary `pod-identity-local-agent` runs a fake agent (optionally on moto) from the
 //! command line.
@@ -101,6 +104,7 @@ pub mod agent;
 pub mod creds;
 pub mod fault;
 pub mod imds;
+pub mod module_graph;
 #[cfg(target_os = "linux")]
 pub mod netns;
 pub mod port;

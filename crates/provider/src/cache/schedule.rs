@@ -38,12 +38,16 @@ pub struct RefreshPolicy {
     /// window (default `true`). Disabling it makes every pod that fetched at
     /// the same time refresh at the same time.
     pub jitter: bool,
-    /// First retry ceiling after a failed background refresh, and the first
-    /// step of the error backoff (default 1 s).
+    /// The smallest first step of the background retry after a failed
+    /// refresh, and the first step of the error backoff (default 1 s). The
+    /// background retry's first step is `max(this, W/2)`, `W` the cached
+    /// credentials' mandatory window, so retries scale with the lifetime:
+    /// 20 s credentials retry every few seconds, hour-long ones every
+    /// half minute and more.
     pub failure_backoff_base: Duration,
-    /// Largest retry ceiling after failed refreshes (default 5 min); also
-    /// bounded by a quarter of the remaining validity so several attempts
-    /// fit before expiry.
+    /// Largest step of the background retry after failed refreshes
+    /// (default 5 min); also bounded by half the remaining validity so
+    /// several attempts fit before expiry.
     pub failure_backoff_max: Duration,
     /// With no valid credentials cached, callers within this backoff after a
     /// failed fetch share its error instead of starting a new fetch. The
@@ -195,24 +199,37 @@ impl RefreshPolicy {
         expiration - lead
     }
 
-    /// Delay before retry after `failures` consecutive failed refreshes,
-    /// with `remaining` validity left: full jitter under
-    /// `min(max, base·2^(n−1), remaining/4)`, at least 100 ms.
+    /// Delay before the background retries after `failures` consecutive
+    /// failed refreshes, with `remaining` validity left on credentials whose
+    /// mandatory window is `window`: uniform in `[c/2, c]`,
+    /// `c = min(max, step·2^(n−1), remaining/2)`, `step = max(base, window/2)`,
+    /// and never under `max(100 ms, window/8)`.
+    ///
+    /// Why these bounds: each retry is one agent request (the background
+    /// fetch makes a single attempt, see
+    /// [`CredentialSource::fetch_once`](crate::CredentialSource::fetch_once)),
+    /// and every pod on a node asks the same agent, so the cadence follows
+    /// the credentials' own time scale instead of a fixed 1 s; half the
+    /// remaining validity keeps a few attempts before expiry, and the floor
+    /// keeps them from bunching up just before it (with full jitter and a
+    /// quarter of the remaining validity as the only bound, 20 s credentials
+    /// made 48 requests to a failing agent before they expired;
+    /// BENCHMARKS.md, failing agent).
     pub(crate) fn failure_backoff(
         &self,
         failures: u32,
         remaining: Duration,
+        window: Duration,
         rng: &dyn RandomSource,
     ) -> Duration {
-        let floor = Duration::from_millis(100);
-        let exp = self
-            .failure_backoff_base
-            .saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+        let floor = (window / 8).max(Duration::from_millis(100));
+        let step = self.failure_backoff_base.max(window / 2);
+        let exp = step.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
         let mut ceiling = exp.min(self.failure_backoff_max);
         if !remaining.is_zero() {
-            ceiling = ceiling.min(remaining / 4);
+            ceiling = ceiling.min(remaining / 2);
         }
-        uniform(rng, Duration::ZERO, ceiling).max(floor)
+        uniform(rng, ceiling / 2, ceiling).max(floor)
     }
 
     /// How long callers share the error of a failed fetch when nothing valid
@@ -327,11 +344,45 @@ mod tests {
     fn failure_backoff_fits_several_attempts_before_expiry() {
         let p = RefreshPolicy::default();
         let rng = FastRandom::seeded(1);
+        let window = Duration::from_secs(60);
         for failures in 1..30 {
-            let d = p.failure_backoff(failures, Duration::from_secs(120), &rng);
-            assert!(d <= Duration::from_secs(30) && d >= Duration::from_millis(100));
-            let d = p.failure_backoff(failures, Duration::from_secs(86_400), &rng);
+            // At most half of what is left, never under the floor (W/8).
+            let d = p.failure_backoff(failures, Duration::from_secs(120), window, &rng);
+            assert!(d <= Duration::from_secs(60) && d >= Duration::from_millis(7_500));
+            let d = p.failure_backoff(failures, Duration::from_secs(86_400), window, &rng);
             assert!(d <= p.failure_backoff_max);
+        }
+    }
+
+    #[test]
+    fn failure_backoff_follows_the_credentials_time_scale() {
+        let p = RefreshPolicy::default();
+        let rng = FastRandom::seeded(2);
+        let plenty = Duration::from_secs(86_400);
+        // (mandatory window, failures, lowest, highest): step = max(1 s, W/2),
+        // uniform in [c/2, c] with c = step·2^(n−1).
+        for (window, n, lo, hi) in [
+            (5_000u64, 1u32, 1_250u64, 2_500u64), // 20 s credentials
+            (5_000, 2, 2_500, 5_000),
+            (60_000, 1, 15_000, 30_000), // hour-long credentials
+            (60_000, 3, 60_000, 120_000),
+            (60_000, 10, 150_000, 300_000), // capped by failure_backoff_max
+            (1_000, 1, 500, 1_000),         // 4 s credentials: the 1 s base
+        ] {
+            for _ in 0..200 {
+                let d = p.failure_backoff(n, plenty, Duration::from_millis(window), &rng);
+                assert!(
+                    d >= Duration::from_millis(lo) && d <= Duration::from_millis(hi),
+                    "W = {window} ms, n = {n}: {d:?} outside [{lo}, {hi}] ms"
+                );
+            }
+        }
+        // Near expiry: half the remaining validity, but never under W/8, so
+        // retries do not bunch up just before expiry.
+        let w = Duration::from_secs(5);
+        for _ in 0..200 {
+            let d = p.failure_backoff(1, Duration::from_millis(400), w, &rng);
+            assert_eq!(d, Duration::from_millis(625));
         }
     }
 

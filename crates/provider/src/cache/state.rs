@@ -180,6 +180,7 @@ impl<S: CredentialSource> Inner<S> {
         let guard = FlightGuard {
             inner: self.clone(),
             flight: flight.clone(),
+            background: !request,
         };
         handle.spawn(guard.run());
         Join::Wait(flight)
@@ -220,22 +221,29 @@ impl<S: CredentialSource> Inner<S> {
     /// One fetch with acceptance: credentials that arrive already expired
     /// (or inside their own mandatory window) count as a failed attempt and
     /// are fetched again with the source's backoff, all within the source's
-    /// fetch deadline.
-    async fn fetch_accepted(&self) -> Result<Arc<Entry>, RefreshError> {
+    /// fetch deadline. A `background` fetch makes one attempt
+    /// ([`CredentialSource::fetch_once`]): the background schedule is its
+    /// retry loop.
+    async fn fetch_accepted(&self, background: bool) -> Result<Arc<Entry>, RefreshError> {
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let name = self.source.name();
         tracing::debug!(source = name, "credentials fetch started");
         let retry = self.source.retry_policy();
+        let max_attempts = if background { 1 } else { retry.max_attempts };
         let deadline = self.source.fetch_timeout();
         let attempts = async {
             let mut attempt = 1;
             loop {
-                let fetched = self.source.fetch().await?;
+                let fetched = if background {
+                    self.source.fetch_once().await?
+                } else {
+                    self.source.fetch().await?
+                };
                 let err = match self.accept(fetched) {
                     Ok(entry) => return Ok(entry),
                     Err(err) => err,
                 };
-                if attempt >= retry.max_attempts {
+                if attempt >= max_attempts {
                     return Err(err);
                 }
                 let delay = retry.backoff(attempt, &*self.rng);
@@ -372,6 +380,11 @@ impl<S: CredentialSource> Inner<S> {
         let remaining = current
             .as_ref()
             .and_then(|e| e.expiration.duration_since(now).ok());
+        // The cached credentials' mandatory window sets the retry's time scale.
+        let window = current
+            .as_ref()
+            .and_then(|e| e.expiration.duration_since(e.wait_from).ok())
+            .unwrap_or_default();
         let mut s = self.schedule.lock().unwrap_or_else(|p| p.into_inner());
         s.consecutive_failures = s.consecutive_failures.saturating_add(1);
         s.last_error_kind = Some(err.kind());
@@ -390,6 +403,7 @@ impl<S: CredentialSource> Inner<S> {
             now + self.policy.failure_backoff(
                 s.consecutive_failures,
                 remaining.unwrap_or(Duration::ZERO),
+                window,
                 &*self.rng,
             )
         });
@@ -465,12 +479,14 @@ pub(crate) fn is_cancelled(err: &RefreshError) -> bool {
 struct FlightGuard<S: CredentialSource> {
     inner: Arc<Inner<S>>,
     flight: Arc<Flight>,
+    /// Started by the background task: one attempt (its schedule retries).
+    background: bool,
 }
 
 impl<S: CredentialSource> FlightGuard<S> {
     async fn run(self) {
         let name = self.inner.source.name();
-        let result = AssertUnwindSafe(self.inner.fetch_accepted())
+        let result = AssertUnwindSafe(self.inner.fetch_accepted(self.background))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {

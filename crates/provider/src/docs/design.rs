@@ -17,8 +17,8 @@
 //! Dependencies run one way: `config` → `source` → `cache` →
 //! `chain`/`provider`. The cache knows only the [`CredentialSource`] trait,
 //! so every source (including yours) gets the same refresh behaviour.
-//! `crates/provider/tests/module_graph.rs` checks that the module graph has
-//! no cycle.
+//! `crates/testkit/tests/module_graph.rs` checks that the module graph has
+//! no cycle and that the layers run one way.
 //!
 //! ## The refreshing cache
 //!

@@ -205,6 +205,7 @@ impl AgentSource {
             restrict_resolution: endpoint
                 .must_resolve_to_allowed()
                 .then(|| ctx.resolver.clone()),
+            https: endpoint.uri().scheme() == "https",
         })
         .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
         Ok(Self {
@@ -312,8 +313,10 @@ impl AgentSource {
     }
 
     /// One fetch: up to `max_attempts` attempts with jittered backoff, plus
-    /// one immediate re-read-and-retry when the agent says the token expired.
-    async fn fetch_document(&self) -> Result<CredentialsDocument, AgentError> {
+    /// one immediate re-read-and-retry when the agent says the token expired
+    /// (a rotated file is a fix, not a retry, so single-attempt fetches get
+    /// it too).
+    async fn fetch_document(&self, max_attempts: u32) -> Result<CredentialsDocument, AgentError> {
         let mut attempt = 1;
         let mut reread_token = false;
         loop {
@@ -328,7 +331,7 @@ impl AgentSource {
                 tracing::warn!(source = "pod-identity", attempt, error_kind = err.kind().as_str(), "agent rejected the token as expired; re-reading the token file and retrying once");
                 continue;
             }
-            if !err.is_retryable() || attempt >= self.retry.max_attempts {
+            if !err.is_retryable() || attempt >= max_attempts {
                 return Err(err);
             }
             let delay = self.retry.backoff(attempt, &*self.ctx.rng);
@@ -336,6 +339,25 @@ impl AgentSource {
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
+    }
+
+    /// One fetch of at most `max_attempts` attempts, under the fetch deadline.
+    async fn fetch_with(&self, max_attempts: u32) -> Result<Fetched, RefreshError> {
+        let doc = tokio::time::timeout(self.timeouts.fetch, self.fetch_document(max_attempts))
+            .await
+            .unwrap_or_else(|_| {
+                Err(AgentError::Timeout {
+                    uri: self.uri(),
+                    after: self.timeouts.fetch,
+                })
+            })
+            .map_err(|e| RefreshError::new(self.name(), e))?;
+        let expiration = doc.expiration;
+        Ok(Fetched {
+            credentials: doc.into_credentials(PROVIDER_NAME),
+            expiration,
+            label: "pod-identity".to_owned(),
+        })
     }
 }
 
@@ -373,20 +395,50 @@ impl CredentialSource for AgentSource {
     }
 
     async fn fetch(&self) -> Result<Fetched, RefreshError> {
-        let doc = tokio::time::timeout(self.timeouts.fetch, self.fetch_document())
-            .await
-            .unwrap_or_else(|_| {
-                Err(AgentError::Timeout {
-                    uri: self.uri(),
-                    after: self.timeouts.fetch,
-                })
-            })
-            .map_err(|e| RefreshError::new(self.name(), e))?;
-        let expiration = doc.expiration;
-        Ok(Fetched {
-            credentials: doc.into_credentials(PROVIDER_NAME),
-            expiration,
-            label: "pod-identity".to_owned(),
-        })
+        self.fetch_with(self.retry.max_attempts).await
+    }
+
+    async fn fetch_once(&self) -> Result<Fetched, RefreshError> {
+        self.fetch_with(1).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::error::ErrorKind;
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// The background refresh's `fetch_once` is one request; a waiting
+    /// caller's `fetch` gets the whole retry policy.
+    #[tokio::test]
+    async fn fetch_once_makes_one_request_and_fetch_the_whole_retry_policy() {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(500).set_body_string("agent unavailable"))
+            .mount(&server)
+            .await;
+        let uri = format!("{}/v1/credentials", server.uri());
+        let source = AgentSource::new(
+            config::validate_uri("endpoint", &uri).unwrap(),
+            Some(TokenSource::Value(Secret::new("token"))),
+            ProviderContext::default(),
+            RetryPolicy::default(),
+            Timeouts::default(),
+        )
+        .unwrap();
+        let requests = || async { server.received_requests().await.unwrap().len() };
+
+        let err = source.fetch_once().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ServerError);
+        assert_eq!(requests().await, 1);
+
+        let err = source.fetch().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ServerError);
+        let attempts = RetryPolicy::default().max_attempts as usize;
+        assert!(attempts > 1);
+        assert_eq!(requests().await, 1 + attempts);
     }
 }

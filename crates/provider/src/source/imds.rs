@@ -195,6 +195,7 @@ impl ImdsSource {
             connect_timeout: options.connect_timeout,
             read_timeout: Some(options.read_timeout),
             restrict_resolution: None,
+            https: endpoint.scheme() == "https",
         })
         .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
         Ok(Self {

@@ -68,8 +68,8 @@ impl reqwest::dns::Resolve for AllowListResolver {
     }
 }
 
-/// Connect timeout, read timeout, resolver identity.
-type ClientKey = (Duration, Option<Duration>, Option<usize>);
+/// Connect timeout, read timeout, resolver identity, https.
+type ClientKey = (Duration, Option<Duration>, Option<usize>, bool);
 
 /// Settings of one HTTP client.
 #[derive(Debug, Clone)]
@@ -78,6 +78,11 @@ pub(crate) struct ClientSettings {
     /// Per-read timeout (IMDS: a token PUT that connects and hangs must end fast).
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) restrict_resolution: Option<Arc<dyn HostResolver>>,
+    /// The endpoint is `https`: the client needs the platform's root
+    /// certificates. The agent and IMDS are plain http, and loading the roots
+    /// costs about 270 KiB of heap for the life of the client (BENCHMARKS.md,
+    /// `memory`), so a plain-http client is built without them.
+    pub(crate) https: bool,
 }
 
 impl ClientSettings {
@@ -91,6 +96,7 @@ impl ClientSettings {
             self.restrict_resolution
                 .as_ref()
                 .map(|r| Arc::as_ptr(r).cast::<()>() as usize),
+            self.https,
         )
     }
 }
@@ -102,12 +108,14 @@ static CLIENTS: Mutex<Vec<(ClientKey, Weak<reqwest::Client>)>> = Mutex::new(Vec:
 /// A client for `settings`, shared with every other source that uses the same
 /// settings.
 ///
-/// Why shared: a `reqwest::Client` carries its own connection pool, TLS
-/// configuration and root certificate store, about 280 KiB. Built per
-/// provider, that dominated the provider's footprint (see BENCHMARKS.md,
-/// `memory`); processes that build one provider per tenant or per task paid it
-/// each time. Requests carry their own token header, so nothing leaks between
-/// users of a client. Shared clients keep no idle connections (see `builder`).
+/// Why shared: a `reqwest::Client` carries its own connection pool and TLS
+/// configuration; with the platform's root certificates (https endpoints)
+/// that is about 280 KiB, without them (plain http, see `builder`) about
+/// 17 KiB. Built per provider, it dominated the provider's footprint (see
+/// BENCHMARKS.md, `memory`); processes that build one provider per tenant or
+/// per task paid it each time. Requests carry their own token header, so
+/// nothing leaks between users of a client. Shared clients keep no idle
+/// connections (see `builder`).
 pub(crate) fn shared_client(
     settings: ClientSettings,
 ) -> Result<Arc<reqwest::Client>, reqwest::Error> {
@@ -144,6 +152,14 @@ fn builder(settings: ClientSettings) -> reqwest::ClientBuilder {
     }
     if let Some(resolver) = settings.restrict_resolution {
         b = b.dns_resolver(AllowListResolver(resolver));
+    }
+    // No trusted roots for a plain-http endpoint: it never speaks TLS
+    // (redirects are off), and the platform's store would be parsed into
+    // memory for nothing. An https URL through such a client would fail
+    // certificate verification, never succeed unverified.
+    #[cfg(feature = "rustls")]
+    if !settings.https {
+        b = b.tls_certs_only(Vec::new());
     }
     b
 }
@@ -273,6 +289,7 @@ mod tests {
             connect_timeout: Duration::from_millis(connect_ms),
             read_timeout: None,
             restrict_resolution: None,
+            https: false,
         }
     }
 
@@ -301,6 +318,18 @@ mod tests {
             &d,
             &shared_client(restricted(&other)).unwrap()
         ));
+
+        let https = ClientSettings {
+            https: true,
+            ..settings(1_234)
+        };
+        let e = shared_client(https.clone()).unwrap();
+        assert!(
+            !Arc::ptr_eq(&a, &e),
+            "https clients carry root certificates"
+        );
+        assert!(Arc::ptr_eq(&e, &shared_client(https).unwrap()));
+        drop(e);
 
         let weak = Arc::downgrade(&a);
         drop((a, b));

@@ -41,6 +41,8 @@ pub struct Script {
     pub default: Mutex<Step>,
     pub delay: Mutex<Duration>,
     pub calls: AtomicUsize,
+    /// Of `calls`, those made through `fetch_once` (the background refresh).
+    pub once_calls: AtomicUsize,
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
 }
@@ -57,6 +59,7 @@ impl ScriptedSource {
             default: Mutex::new(default),
             delay: Mutex::new(Duration::from_millis(50)),
             calls: AtomicUsize::new(0),
+            once_calls: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
         }))
@@ -73,11 +76,20 @@ impl ScriptedSource {
     pub fn calls(&self) -> usize {
         self.0.calls.load(Ordering::SeqCst)
     }
+    /// Fetches made through `fetch_once` (included in `calls`).
+    pub fn once_calls(&self) -> usize {
+        self.0.once_calls.load(Ordering::SeqCst)
+    }
 }
 
 impl CredentialSource for ScriptedSource {
     fn name(&self) -> &'static str {
         "scripted"
+    }
+
+    async fn fetch_once(&self) -> Result<Fetched, RefreshError> {
+        self.0.once_calls.fetch_add(1, Ordering::SeqCst);
+        self.fetch().await
     }
 
     async fn fetch(&self) -> Result<Fetched, RefreshError> {

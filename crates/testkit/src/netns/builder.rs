@@ -10,13 +10,13 @@ use super::links;
 use super::namespaces::{new_base, sweep_stale, Names, Netns};
 use super::node::EksNode;
 use super::thread::NsThread;
-use crate::agent::REAL_AGENT_HOSTS;
+use crate::agent::{FakeAgent, REAL_AGENT_HOSTS};
 use crate::creds::Minter;
 use crate::fault::FaultPlan;
-use crate::imds::{ImdsMode, DEFAULT_ROLE_NAME};
+use crate::imds::{FakeImds, ImdsMode, DEFAULT_ROLE_NAME};
 use crate::skip::{self, Need};
-use crate::stack::{self, StackError, DEFAULT_NAMESPACE, DEFAULT_SERVICE_ACCOUNT};
-use crate::{token, FakeAgent, FakeImds, MotoStack};
+use crate::stack::{self, MotoStack, StackError, DEFAULT_NAMESPACE, DEFAULT_SERVICE_ACCOUNT};
+use crate::token;
 
 /// Builder for [`EksNode`].
 #[derive(Debug, Clone)]

@@ -17,8 +17,9 @@ use super::error::NetnsError;
 use super::firewall::BlockMode;
 use super::namespaces::{Names, Netns};
 use super::thread::NsThread;
-use crate::stack::REGION;
-use crate::{FakeAgent, FakeImds, MotoStack};
+use crate::agent::FakeAgent;
+use crate::imds::FakeImds;
+use crate::stack::{MotoStack, REGION};
 
 /// A running emulated EKS node. Dropping it stops every server and process it
 /// started and deletes its namespaces (and with them the veths).

@@ -10,10 +10,9 @@ use super::fixtures::{
 };
 use super::process::{find_moto_server, spawn, MotoProcess, Running};
 use super::seed::{self, AdminCredentials};
-use crate::agent::FakeAgentBuilder;
+use crate::agent::{FakeAgent, FakeAgentBuilder};
 use crate::creds::Minter;
-use crate::imds::FakeImdsBuilder;
-use crate::{FakeAgent, FakeImds};
+use crate::imds::{FakeImds, FakeImdsBuilder};
 
 /// Builder for [`MotoStack`].
 #[derive(Debug, Clone)]
