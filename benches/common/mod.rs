@@ -294,7 +294,7 @@ pub async fn get_object(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(),
         .key("object.txt")
         .send()
         .await
-        .map_err(|e| format!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        .map_err(|e| format!("{:#}", eks_pod_identity::report::ErrorReport(&e)))?;
     let body = out.body.collect().await.map_err(|e| e.to_string())?;
     assert_eq!(body.into_bytes().as_ref(), OBJECT);
     Ok(())
