@@ -341,7 +341,7 @@ async fn thirty_simulated_days() {
         "the schedule injected too few faults ({faults})"
     );
     println!(
-        "soak: {DAYS} simulated days, {CALLERS} callers, {calls} calls, {fetches} fetches ({} ok), {faults} faults injected ({} outage windows incl. a 30-min outage and an agent restart), {failures} caller failures (all while no valid credentials existed), {} waits, {} served stale after failure, {checks} monitor checks, live heap day 1 → day {DAYS}: {day1} → {day30} bytes ({growth:+}), {:.1} s wall",
+        "soak: {DAYS} simulated days, {CALLERS} callers, {calls} calls, {fetches} fetches ({} ok), {faults} faults injected ({} outage windows incl. a 30-min outage and an agent restart), {failures} caller failures (all while no valid credentials existed), {} waits, {} served cached after failure, {checks} monitor checks, live heap day 1 → day {DAYS}: {day1} → {day30} bytes ({growth:+}), {:.1} s wall",
         status.successes,
         outages.len(),
         status.waits,
