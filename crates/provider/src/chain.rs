@@ -103,14 +103,30 @@ impl CredentialSource for ChainSource {
     }
 
     async fn fetch(&self) -> Result<Fetched, RefreshError> {
+        self.fetch_with(false).await
+    }
+
+    async fn fetch_once(&self) -> Result<Fetched, RefreshError> {
+        self.fetch_with(true).await
+    }
+}
+
+impl ChainSource {
+    /// The selected source's `fetch`, or its `fetch_once` for `once`.
+    async fn fetch_with(&self, once: bool) -> Result<Fetched, RefreshError> {
         match self {
+            ChainSource::PodIdentity(s) if once => s.fetch_once().await,
             ChainSource::PodIdentity(s) => s.fetch().await,
             ChainSource::Imds {
                 source,
                 warn,
                 warned,
             } => {
-                let fetched = source.fetch().await?;
+                let fetched = if once {
+                    source.fetch_once().await?
+                } else {
+                    source.fetch().await?
+                };
                 if *warn {
                     let mut last = warned.lock().unwrap_or_else(|p| p.into_inner());
                     if last.as_deref() != Some(fetched.label.as_str()) {
@@ -406,6 +422,38 @@ mod tests {
             (vars::FULL_URI, "http://127.0.0.1:1/v1/credentials"),
             (vars::TOKEN, "not-a-real-token"),
         ]))
+    }
+
+    /// The chain's background refresh makes one request per retry, like
+    /// the provider's: `fetch_once` reaches the selected source's
+    /// `fetch_once`, while `fetch` keeps the whole retry policy.
+    #[tokio::test]
+    async fn the_chain_forwards_single_attempt_fetches_to_its_source() {
+        use wiremock::matchers::any;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(500).set_body_string("agent unavailable"))
+            .mount(&server)
+            .await;
+        let uri = format!("{}/v1/credentials", server.uri());
+        let chain = CredentialChain::builder()
+            .context(ProviderContext::new().with_env(MapEnv::from_iter([
+                (vars::FULL_URI, uri.as_str()),
+                (vars::TOKEN, "not-a-real-token"),
+            ])))
+            .build()
+            .unwrap();
+        let source = chain.cache.source();
+        assert!(matches!(source, ChainSource::PodIdentity(_)));
+        let requests = || async { server.received_requests().await.unwrap().len() };
+        source.fetch_once().await.unwrap_err();
+        assert_eq!(requests().await, 1);
+        source.fetch().await.unwrap_err();
+        assert_eq!(
+            requests().await,
+            1 + RetryPolicy::default().max_attempts as usize
+        );
     }
 
     fn custom_refresh() -> RefreshPolicy {

@@ -268,10 +268,12 @@ impl RandomSource for FastRandom {
     }
 }
 
-/// The clock as shared by a provider and its cache.
-pub(crate) type SharedClock = Arc<dyn Clock>;
-/// The random source as shared by a provider and its cache.
-pub(crate) type SharedRandom = Arc<dyn RandomSource>;
+/// The clock as shared by a provider and its cache (what
+/// [`RefreshingCache::new`](crate::RefreshingCache::new) takes).
+pub type SharedClock = Arc<dyn Clock>;
+/// The random source as shared by a provider and its cache (what
+/// [`RefreshingCache::new`](crate::RefreshingCache::new) takes).
+pub type SharedRandom = Arc<dyn RandomSource>;
 
 // ---- The bundle ----
 

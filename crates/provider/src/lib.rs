@@ -52,7 +52,7 @@ pub use error::{
     ImdsError, ParseError, RefreshError, TokenError, TokenOrigin,
 };
 pub use provider::{PodIdentityProvider, PodIdentityProviderBuilder};
-pub use source::agent::{AgentSource, BuildError, Timeouts};
+pub use source::agent::{BuildError, Timeouts};
 pub use source::imds::{ImdsOptions, ImdsSource};
 pub use source::retry::RetryPolicy;
 pub use source::{CredentialSource, Fetched, DEFAULT_FETCH_TIMEOUT};

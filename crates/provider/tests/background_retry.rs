@@ -37,11 +37,6 @@ async fn failing_after_priming(lifetime: Duration) -> (usize, usize, bool) {
             + (expiry.duration_since(clock.now()).unwrap_or_default() + Duration::from_secs(1)),
     )
     .await;
-    eprintln!(
-        "DBG lifetime {lifetime:?}: fetches {} background {}",
-        source.calls() - 1,
-        source.once_calls()
-    );
     (source.calls() - 1, source.once_calls(), served_cached)
 }
 
@@ -85,4 +80,42 @@ async fn callers_waiting_for_credentials_still_get_every_attempt() {
     let err = cache.get().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ServerError);
     assert_eq!((source.calls(), source.once_calls()), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetches_after_expiry_get_every_attempt_again() {
+    // Primed, then failing past expiry: once nothing valid is cached, every
+    // fetch (a caller's or the background's) uses `fetch`, the source's
+    // whole retry policy, never the single attempt of `fetch_once`.
+    let clock = TokioClock::starting_at(epoch());
+    let source = ScriptedSource::new(clock, Step::Ok(Duration::from_secs(20)));
+    let cache = cache(source.clone(), RefreshPolicy::default());
+    let first = cache.get().await.expect("primed");
+    let expiry = first.expiry().unwrap();
+    source.set_default(Step::Fail(ErrorKind::ServerError));
+    while clock.now() < expiry {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = cache.get().await;
+    }
+    let (calls, once) = (source.calls(), source.once_calls());
+    assert!(once >= 1, "retries before expiry were single attempts");
+    // No caller for 10 min: only the background task fetches (its retries
+    // keep going after expiry, at most 5 min apart).
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let background = source.calls() - calls;
+    assert!(background >= 1, "the background kept retrying after expiry");
+    // Callers again.
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(cache.get().await.is_err(), "nothing valid is ever served");
+    }
+    assert!(
+        source.calls() > calls + background,
+        "callers kept asking after expiry"
+    );
+    assert_eq!(
+        source.once_calls(),
+        once,
+        "no single-attempt fetch after expiry"
+    );
 }

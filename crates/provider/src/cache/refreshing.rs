@@ -58,8 +58,9 @@ impl<S: CredentialSource> RefreshingCache<S> {
     /// A cache over `source`. Nothing is fetched until the first call.
     ///
     /// `clock` and `rng` are the time and jitter seams (see
-    /// [`context`](crate::context)); a provider passes those of its
-    /// [`ProviderContext`](crate::ProviderContext).
+    /// [`context`](crate::context)), e.g. `Arc::new(SystemClock)` and
+    /// `Arc::new(FastRandom::new())`; the providers of this crate pass those
+    /// of their [`ProviderContext`](crate::ProviderContext).
     pub fn new(source: S, policy: RefreshPolicy, clock: SharedClock, rng: SharedRandom) -> Self {
         Self {
             inner: Arc::new(Inner::new(source, policy, clock, rng)),

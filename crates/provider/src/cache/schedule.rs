@@ -46,8 +46,9 @@ pub struct RefreshPolicy {
     /// half minute and more.
     pub failure_backoff_base: Duration,
     /// Largest step of the background retry after failed refreshes
-    /// (default 5 min); also bounded by half the remaining validity so
-    /// several attempts fit before expiry.
+    /// (default 5 min). Steps are also bounded by half the remaining
+    /// validity, so several attempts fit before expiry, but never made
+    /// shorter than `W/8` for it.
     pub failure_backoff_max: Duration,
     /// With no valid credentials cached, callers within this backoff after a
     /// failed fetch share its error instead of starting a new fetch. The
@@ -203,10 +204,13 @@ impl RefreshPolicy {
     /// failed refreshes, with `remaining` validity left on credentials whose
     /// mandatory window is `window`: uniform in `[c/2, c]`,
     /// `c = min(max, step·2^(n−1), remaining/2)`, `step = max(base, window/2)`,
-    /// and never under `max(100 ms, window/8)`.
+    /// then raised to at least `max(100 ms, window/8)` (even past
+    /// `remaining/2`) and capped at `max`. With `remaining` zero (expired)
+    /// the remaining validity bounds nothing: callers then wait for fetches
+    /// of their own.
     ///
-    /// Why these bounds: each retry is one agent request (the background
-    /// fetch makes a single attempt, see
+    /// Why these bounds: each retry is one attempt (the background fetch
+    /// with valid credentials cached uses
     /// [`CredentialSource::fetch_once`](crate::CredentialSource::fetch_once)),
     /// and every pod on a node asks the same agent, so the cadence follows
     /// the credentials' own time scale instead of a fixed 1 s; half the
@@ -229,7 +233,11 @@ impl RefreshPolicy {
         if !remaining.is_zero() {
             ceiling = ceiling.min(remaining / 2);
         }
-        uniform(rng, ceiling / 2, ceiling).max(floor)
+        // The floor wins over half the remaining validity (no bunching just
+        // before expiry); the configured maximum wins over everything.
+        uniform(rng, ceiling / 2, ceiling)
+            .max(floor)
+            .min(self.failure_backoff_max)
     }
 
     /// How long callers share the error of a failed fetch when nothing valid

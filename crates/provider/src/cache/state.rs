@@ -180,7 +180,13 @@ impl<S: CredentialSource> Inner<S> {
         let guard = FlightGuard {
             inner: self.clone(),
             flight: flight.clone(),
-            background: !request,
+            // A fetch nobody waits for (the background refresh while valid
+            // credentials are cached) makes one attempt: a failure only
+            // means serving the cache longer, and the schedule retries it.
+            // A caller starting a fetch waits for it, and so does anyone
+            // joining a fetch started with nothing valid cached: the
+            // source's whole retry policy.
+            single_attempt: !request && self.valid_entry(now).is_some(),
         };
         handle.spawn(guard.run());
         Join::Wait(flight)
@@ -221,20 +227,25 @@ impl<S: CredentialSource> Inner<S> {
     /// One fetch with acceptance: credentials that arrive already expired
     /// (or inside their own mandatory window) count as a failed attempt and
     /// are fetched again with the source's backoff, all within the source's
-    /// fetch deadline. A `background` fetch makes one attempt
+    /// fetch deadline. A `single_attempt` fetch (the background refresh
+    /// while valid credentials are cached) makes one attempt
     /// ([`CredentialSource::fetch_once`]): the background schedule is its
     /// retry loop.
-    async fn fetch_accepted(&self, background: bool) -> Result<Arc<Entry>, RefreshError> {
+    async fn fetch_accepted(&self, single_attempt: bool) -> Result<Arc<Entry>, RefreshError> {
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let name = self.source.name();
         tracing::debug!(source = name, "credentials fetch started");
         let retry = self.source.retry_policy();
-        let max_attempts = if background { 1 } else { retry.max_attempts };
+        let max_attempts = if single_attempt {
+            1
+        } else {
+            retry.max_attempts
+        };
         let deadline = self.source.fetch_timeout();
         let attempts = async {
             let mut attempt = 1;
             loop {
-                let fetched = if background {
+                let fetched = if single_attempt {
                     self.source.fetch_once().await?
                 } else {
                     self.source.fetch().await?
@@ -479,14 +490,15 @@ pub(crate) fn is_cancelled(err: &RefreshError) -> bool {
 struct FlightGuard<S: CredentialSource> {
     inner: Arc<Inner<S>>,
     flight: Arc<Flight>,
-    /// Started by the background task: one attempt (its schedule retries).
-    background: bool,
+    /// Started by the background task while valid credentials were cached:
+    /// one attempt.
+    single_attempt: bool,
 }
 
 impl<S: CredentialSource> FlightGuard<S> {
     async fn run(self) {
         let name = self.inner.source.name();
-        let result = AssertUnwindSafe(self.inner.fetch_accepted(self.background))
+        let result = AssertUnwindSafe(self.inner.fetch_accepted(self.single_attempt))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The provider name stamped on credentials from the agent.
-pub const PROVIDER_NAME: &str = "EksPodIdentity";
+pub(crate) const PROVIDER_NAME: &str = "EksPodIdentity";
 
 /// Timeouts of agent requests.
 ///

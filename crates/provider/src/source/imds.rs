@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use url::Url;
 
 /// The provider name stamped on credentials from IMDS.
-pub const PROVIDER_NAME: &str = "Ec2InstanceMetadata";
+pub(crate) const PROVIDER_NAME: &str = "Ec2InstanceMetadata";
 
 /// Re-fetch the session token this long before IMDS says it expires.
 const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(120);
@@ -333,8 +333,9 @@ impl ImdsSource {
         Ok((status, ttl, body))
     }
 
-    /// Runs `op` with jittered retries of retryable errors.
-    async fn with_retries<T, F, Fut>(&self, mut op: F) -> Result<T, ImdsError>
+    /// Runs `op` with jittered retries of retryable errors, at most
+    /// `max_attempts` attempts.
+    async fn with_retries<T, F, Fut>(&self, max_attempts: u32, mut op: F) -> Result<T, ImdsError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ImdsError>>,
@@ -343,7 +344,7 @@ impl ImdsSource {
         loop {
             match op().await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt < self.options.retry.max_attempts => {
+                Err(e) if e.is_retryable() && attempt < max_attempts => {
                     let delay = self.options.retry.backoff(attempt, &*self.ctx.rng);
                     tracing::debug!(source = "imds", attempt, error_kind = e.kind().as_str(), error = %ErrorChain(&e).one_line(), "IMDS request failed; retrying");
                     tokio::time::sleep(delay).await;
@@ -355,7 +356,7 @@ impl ImdsSource {
     }
 
     /// The cached session token, or a new one.
-    async fn auth(&self) -> Result<Auth, ImdsError> {
+    async fn auth(&self, max_attempts: u32) -> Result<Auth, ImdsError> {
         let now = self.ctx.clock.now();
         if let Some(t) = self
             .token
@@ -369,7 +370,7 @@ impl ImdsSource {
         }
         let ttl = IMDS_TOKEN_TTL_SECS.to_string();
         let result = self
-            .with_retries(|| {
+            .with_retries(max_attempts, || {
                 self.exchange_retryable(
                     Method::PUT,
                     IMDS_TOKEN_PATH,
@@ -439,21 +440,23 @@ impl ImdsSource {
     }
 
     /// GET with the session token; on 401 get a new token and retry once.
-    async fn get(&self, path: &str) -> Result<(u16, Vec<u8>), ImdsError> {
+    async fn get(&self, path: &str, max_attempts: u32) -> Result<(u16, Vec<u8>), ImdsError> {
         let mut renewed = false;
         loop {
-            let auth = self.auth().await?;
+            let auth = self.auth(max_attempts).await?;
             let (status, _, body) = match &auth {
                 Auth::Token(t) => {
                     let t = t.expose().to_owned();
-                    self.with_retries(|| {
+                    self.with_retries(max_attempts, || {
                         self.exchange_retryable(Method::GET, path, Some((IMDS_TOKEN_HEADER, &t)))
                     })
                     .await?
                 }
                 Auth::V1 => {
-                    self.with_retries(|| self.exchange_retryable(Method::GET, path, None))
-                        .await?
+                    self.with_retries(max_attempts, || {
+                        self.exchange_retryable(Method::GET, path, None)
+                    })
+                    .await?
                 }
             };
             if status == 401 && !renewed && matches!(auth, Auth::Token(_)) {
@@ -465,8 +468,10 @@ impl ImdsSource {
         }
     }
 
-    async fn fetch_inner(&self) -> Result<Fetched, ImdsError> {
-        let (status, body) = self.get(IMDS_ROLE_PATH).await?;
+    /// One fetch: each request (token, role, credentials) with at most
+    /// `max_attempts` attempts.
+    async fn fetch_inner(&self, max_attempts: u32) -> Result<Fetched, ImdsError> {
+        let (status, body) = self.get(IMDS_ROLE_PATH, max_attempts).await?;
         if status == 404 {
             return Err(ImdsError::NoInstanceProfile {
                 endpoint: self.endpoint_str(),
@@ -490,7 +495,7 @@ impl ImdsSource {
             });
         }
         let path = format!("{IMDS_ROLE_PATH}{role}");
-        let (status, body) = self.get(&path).await?;
+        let (status, body) = self.get(&path, max_attempts).await?;
         self.expect_ok(status, &path)?;
         let doc =
             document::parse(&body, Dialect::Imds).map_err(|source| ImdsError::InvalidResponse {
@@ -552,8 +557,28 @@ impl CredentialSource for ImdsSource {
     }
 
     async fn fetch(&self) -> Result<Fetched, RefreshError> {
+        self.fetch_with(self.options.retry.max_attempts).await
+    }
+
+    async fn fetch_once(&self) -> Result<Fetched, RefreshError> {
+        self.fetch_with(1).await
+    }
+
+    fn fetch_timeout(&self) -> Duration {
+        self.options.fetch_timeout
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        self.options.retry.clone()
+    }
+}
+
+impl ImdsSource {
+    /// One fetch under the overall deadline, each request with at most
+    /// `max_attempts` attempts.
+    async fn fetch_with(&self, max_attempts: u32) -> Result<Fetched, RefreshError> {
         let deadline = self.options.fetch_timeout;
-        tokio::time::timeout(deadline, self.fetch_inner())
+        tokio::time::timeout(deadline, self.fetch_inner(max_attempts))
             .await
             .unwrap_or_else(|_| {
                 Err(ImdsError::Timeout {
@@ -563,14 +588,6 @@ impl CredentialSource for ImdsSource {
                 })
             })
             .map_err(|e| RefreshError::new("imds", e))
-    }
-
-    fn fetch_timeout(&self) -> Duration {
-        self.options.fetch_timeout
-    }
-
-    fn retry_policy(&self) -> RetryPolicy {
-        self.options.retry.clone()
     }
 }
 

@@ -44,12 +44,14 @@ pub trait CredentialSource: Send + Sync + Debug + 'static {
     /// Fetches fresh credentials.
     fn fetch(&self) -> impl Future<Output = Result<Fetched, RefreshError>> + Send;
 
-    /// Fetches fresh credentials with a single attempt. The cache's
-    /// background refresh calls this: its own schedule retries a failure,
-    /// and retrying inside the fetch as well would multiply the requests a
-    /// failing agent receives (one scheduled retry would be three
-    /// requests). Callers waiting for credentials get [`fetch`](Self::fetch).
-    /// The default is `fetch`, for sources without per-fetch retries.
+    /// Fetches fresh credentials with a single attempt. The cache calls this
+    /// for a fetch nobody waits for: the background refresh while valid
+    /// credentials are cached. A failure then only means serving the cache
+    /// longer, the background schedule retries it, and retrying inside the
+    /// fetch as well would multiply the requests a failing agent receives
+    /// (one scheduled retry would be three requests). Fetches callers wait
+    /// for use [`fetch`](Self::fetch). The default is `fetch`, for sources
+    /// without per-fetch retries.
     fn fetch_once(&self) -> impl Future<Output = Result<Fetched, RefreshError>> + Send {
         self.fetch()
     }
