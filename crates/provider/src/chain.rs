@@ -429,14 +429,7 @@ mod tests {
     /// `fetch_once`, while `fetch` keeps the whole retry policy.
     #[tokio::test]
     async fn the_chain_forwards_single_attempt_fetches_to_its_source() {
-        use wiremock::matchers::any;
-        use wiremock::{Mock, MockServer, ResponseTemplate};
-        let server = MockServer::start().await;
-        Mock::given(any())
-            .respond_with(ResponseTemplate::new(500).set_body_string("agent unavailable"))
-            .mount(&server)
-            .await;
-        let uri = format!("{}/v1/credentials", server.uri());
+        let (server, uri) = crate::source::agent::tests::agent_answering_500().await;
         let chain = CredentialChain::builder()
             .context(ProviderContext::new().with_env(MapEnv::from_iter([
                 (vars::FULL_URI, uri.as_str()),

@@ -73,6 +73,14 @@ impl Fixture {
         ])
     }
 
+    /// Every credentials request gets `response`.
+    async fn answer(&self, response: ResponseTemplate) {
+        Mock::given(path("/v1/credentials"))
+            .respond_with(response)
+            .mount(&self.server)
+            .await;
+    }
+
     fn provider(&self) -> PodIdentityProvider {
         PodIdentityProvider::builder()
             .context(ProviderContext::new().with_env(self.env()))
@@ -141,9 +149,7 @@ async fn sends_raw_token_and_parses_credentials() {
 #[tokio::test]
 async fn token_file_is_reread_on_every_fetch() {
     let f = Fixture::new().await;
-    Mock::given(path("/v1/credentials"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(body(Duration::from_secs(30))))
-        .mount(&f.server)
+    f.answer(ResponseTemplate::new(200).set_body_json(body(Duration::from_secs(30))))
         .await;
     let clock = ManualClock::starting_now();
     let p = PodIdentityProvider::builder()
@@ -170,9 +176,7 @@ async fn token_file_is_reread_on_every_fetch() {
 #[tokio::test]
 async fn short_lived_credentials_are_accepted_on_defaults() {
     let f = Fixture::new().await;
-    Mock::given(path("/v1/credentials"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(body(Duration::from_secs(20))))
-        .mount(&f.server)
+    f.answer(ResponseTemplate::new(200).set_body_json(body(Duration::from_secs(20))))
         .await;
     let p = f.provider();
     for _ in 0..100 {
@@ -187,13 +191,11 @@ async fn short_lived_credentials_are_accepted_on_defaults() {
 #[tokio::test]
 async fn a_fast_failing_agent_gets_one_request_per_backoff_not_per_caller() {
     let f = Fixture::new().await;
-    Mock::given(path("/v1/credentials"))
-        .respond_with(text(
-            404,
-            "[r]: (ResourceNotFoundException): no association, fault: client",
-        ))
-        .mount(&f.server)
-        .await;
+    f.answer(text(
+        404,
+        "[r]: (ResourceNotFoundException): no association, fault: client",
+    ))
+    .await;
     let clock = ManualClock::starting_now();
     let p = PodIdentityProvider::builder()
         .context(
@@ -225,13 +227,11 @@ async fn a_fast_failing_agent_gets_one_request_per_backoff_not_per_caller() {
 #[tokio::test]
 async fn server_errors_are_retried_three_times_and_shared_by_100_waiters() {
     let f = Fixture::new().await;
-    Mock::given(path("/v1/credentials"))
-        .respond_with(text(
-            500,
-            "[req-1]: (InternalServerException): boom, fault: server",
-        ))
-        .mount(&f.server)
-        .await;
+    f.answer(text(
+        500,
+        "[req-1]: (InternalServerException): boom, fault: server",
+    ))
+    .await;
     let p = f.provider();
     let calls = (0..100).map(|_| {
         let p = p.clone();
@@ -262,10 +262,7 @@ async fn throttling_is_retried_then_succeeds() {
         .up_to_n_times(2)
         .mount(&f.server)
         .await;
-    Mock::given(path("/v1/credentials"))
-        .respond_with(ok())
-        .mount(&f.server)
-        .await;
+    f.answer(ok()).await;
     f.provider().credentials().await.unwrap();
     assert_eq!(f.requests().await.len(), 3);
 }
@@ -300,10 +297,7 @@ async fn client_errors_are_not_retried_and_keep_the_agents_message() {
         ),
     ] {
         let f = Fixture::new().await;
-        Mock::given(path("/v1/credentials"))
-            .respond_with(text(status, msg))
-            .mount(&f.server)
-            .await;
+        f.answer(text(status, msg)).await;
         let err = f.provider().credentials().await.unwrap_err();
         assert_eq!(err.kind(), kind, "{status} {msg}");
         assert_eq!(agent_error(&err).status(), Some(status));
@@ -348,13 +342,11 @@ async fn expired_token_rereads_the_file_and_retries_once_at_once() {
 #[tokio::test]
 async fn expired_token_is_retried_only_once_when_the_file_is_not_rotated() {
     let f = Fixture::new().await;
-    Mock::given(path("/v1/credentials"))
-        .respond_with(text(
-            400,
-            "Service account token failed basic claim validations: token is expired",
-        ))
-        .mount(&f.server)
-        .await;
+    f.answer(text(
+        400,
+        "Service account token failed basic claim validations: token is expired",
+    ))
+    .await;
     let err = f.provider().credentials().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TokenExpired);
     assert_eq!(
@@ -381,10 +373,7 @@ async fn invalid_documents_and_oversized_bodies_are_typed_errors() {
         ),
     ] {
         let f = Fixture::new().await;
-        Mock::given(path("/v1/credentials"))
-            .respond_with(resp)
-            .mount(&f.server)
-            .await;
+        f.answer(resp).await;
         let err = f.provider().credentials().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidResponse);
         assert!(ErrorChain(&err).to_string().contains(needle), "{err}");
@@ -396,13 +385,10 @@ async fn invalid_documents_and_oversized_bodies_are_typed_errors() {
 async fn redirects_are_not_followed() {
     let f = Fixture::new().await;
     let elsewhere = MockServer::start().await;
-    Mock::given(path("/v1/credentials"))
-        .respond_with(
-            ResponseTemplate::new(307)
-                .insert_header("location", format!("{}/steal", elsewhere.uri())),
-        )
-        .mount(&f.server)
-        .await;
+    f.answer(
+        ResponseTemplate::new(307).insert_header("location", format!("{}/steal", elsewhere.uri())),
+    )
+    .await;
     let err = f.provider().credentials().await.unwrap_err();
     assert_eq!(agent_error(&err).status(), Some(307));
     assert!(elsewhere.received_requests().await.unwrap().is_empty());
@@ -459,10 +445,7 @@ async fn a_hanging_agent_times_out_within_the_fetch_deadline() {
 #[tokio::test]
 async fn hostnames_must_resolve_only_to_allowed_addresses() {
     let f = Fixture::new().await;
-    Mock::given(path("/v1/credentials"))
-        .respond_with(ok())
-        .mount(&f.server)
-        .await;
+    f.answer(ok()).await;
     let port = f.server.address().port();
     let resolver = MapResolver::from_hosts([
         ("good.agent.test", &["127.0.0.1"][..]),
@@ -523,10 +506,7 @@ async fn no_secret_in_debug_display_or_errors() {
         .up_to_n_times(1)
         .mount(&f.server)
         .await;
-    Mock::given(path("/v1/credentials"))
-        .respond_with(text(500, "boom"))
-        .mount(&f.server)
-        .await;
+    f.answer(text(500, "boom")).await;
     let p = f.provider();
     let creds = p.credentials().await.unwrap();
     let mut shown = vec![

@@ -318,8 +318,9 @@ async fn imdsv1_is_refused_by_default_and_used_only_when_allowed() {
         .all(|r| !r.headers.contains_key("x-aws-ec2-metadata-token")));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_token_request_that_is_never_answered_reports_the_hop_limit() {
+/// A peer that accepts every connection and never answers (what a pod sees
+/// when the IMDS answer dies at hop limit 1); drop the handle to stop it.
+async fn silent_listener() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let holder = tokio::spawn(async move {
@@ -328,6 +329,12 @@ async fn a_token_request_that_is_never_answered_reports_the_hop_limit() {
             held.push(listener.accept().await.unwrap().0);
         }
     });
+    (addr, holder)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_request_that_is_never_answered_reports_the_hop_limit() {
+    let (addr, holder) = silent_listener().await;
     let src = ImdsSource::new(
         format!("http://{addr}").parse().unwrap(),
         ProviderContext::new().with_env(MapEnv::default()),
@@ -578,14 +585,7 @@ async fn briefly_valid_imds_credentials_are_not_extended() {
 /// overall deadline.
 #[tokio::test(start_paused = true)]
 async fn an_imds_fetch_ends_at_its_overall_deadline() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        loop {
-            held.push(listener.accept().await.unwrap().0);
-        }
-    });
+    let (addr, holder) = silent_listener().await;
     let src = ImdsSource::new(
         format!("http://{addr}").parse().unwrap(),
         ProviderContext::new().with_env(MapEnv::default()),

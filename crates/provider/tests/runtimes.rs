@@ -110,6 +110,21 @@ fn current_thread(paused: bool) -> tokio::runtime::Runtime {
     b.build().unwrap()
 }
 
+/// A cache whose first fetch hangs, started on a runtime that is then left
+/// undriven (returned, so it stays alive): the stalled-task cases.
+fn stalled_fetch() -> (
+    ManualClock,
+    Arc<Source>,
+    RefreshingCache<Shared>,
+    tokio::runtime::Runtime,
+) {
+    let clock = manual_clock();
+    let source = Source::new(&clock, &[Act::Hang]);
+    let cache = cache(&source);
+    let stuck = start_a_fetch_on_a_runtime_left_undriven(&cache);
+    (clock, source, cache, stuck)
+}
+
 /// Starts a fetch on a current-thread runtime that is then never driven
 /// again (kept alive, not dropped): the fetch stalls where the source left it.
 fn start_a_fetch_on_a_runtime_left_undriven(
@@ -170,10 +185,7 @@ fn a_runtime_dropped_mid_fetch_does_not_poison_the_cache() {
 /// a new fetch.
 #[test]
 fn a_waiter_never_waits_past_the_deadline_on_a_task_that_is_never_polled() {
-    let clock = manual_clock();
-    let source = Source::new(&clock, &[Act::Hang]);
-    let cache = cache(&source);
-    let stuck = start_a_fetch_on_a_runtime_left_undriven(&cache);
+    let (_clock, source, cache, stuck) = stalled_fetch();
     // `stuck` stays alive but nobody drives it any more.
     let other = current_thread(true);
     other.block_on(async {
@@ -198,10 +210,7 @@ fn a_waiter_never_waits_past_the_deadline_on_a_task_that_is_never_polled() {
 /// caller does not even wait for it.
 #[test]
 fn a_fetch_older_than_its_deadline_is_replaced_without_waiting() {
-    let clock = manual_clock();
-    let source = Source::new(&clock, &[Act::Hang]);
-    let cache = cache(&source);
-    let stuck = start_a_fetch_on_a_runtime_left_undriven(&cache);
+    let (clock, _source, cache, stuck) = stalled_fetch();
     clock.advance(Duration::from_secs(60));
     let other = current_thread(true);
     other.block_on(async {
@@ -448,10 +457,7 @@ fn a_task_dropped_before_its_first_poll_is_restarted_on_the_next_runtime() {
 /// refresh forward, so no extra fetch follows.
 #[test]
 fn a_superseded_fetch_ending_late_does_not_disturb_the_schedule() {
-    let clock = manual_clock();
-    let source = Source::new(&clock, &[Act::Hang]);
-    let cache = cache(&source);
-    let stuck = start_a_fetch_on_a_runtime_left_undriven(&cache);
+    let (clock, source, cache, stuck) = stalled_fetch();
     clock.advance(Duration::from_secs(60));
     let other = current_thread(true);
     other.block_on(async {

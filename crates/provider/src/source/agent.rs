@@ -404,23 +404,29 @@ impl CredentialSource for AgentSource {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Secret;
     use crate::error::ErrorKind;
     use wiremock::matchers::any;
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    /// The background refresh's `fetch_once` is one request; a waiting
-    /// caller's `fetch` gets the whole retry policy.
-    #[tokio::test]
-    async fn fetch_once_makes_one_request_and_fetch_the_whole_retry_policy() {
+    /// An agent answering 500 to everything, and its credentials URI.
+    pub(crate) async fn agent_answering_500() -> (MockServer, String) {
         let server = MockServer::start().await;
         Mock::given(any())
             .respond_with(ResponseTemplate::new(500).set_body_string("agent unavailable"))
             .mount(&server)
             .await;
         let uri = format!("{}/v1/credentials", server.uri());
+        (server, uri)
+    }
+
+    /// The background refresh's `fetch_once` is one request; a waiting
+    /// caller's `fetch` gets the whole retry policy.
+    #[tokio::test]
+    async fn fetch_once_makes_one_request_and_fetch_the_whole_retry_policy() {
+        let (server, uri) = agent_answering_500().await;
         let source = AgentSource::new(
             config::validate_uri("endpoint", &uri).unwrap(),
             Some(TokenSource::Value(Secret::new("token"))),
