@@ -524,7 +524,7 @@ mod tests {
         RuntimeComponents, RuntimeComponentsBuilder,
     };
     use aws_smithy_types::config_bag::ConfigBag;
-    use eks_pod_identity_provider::config::MapEnv;
+    use eks_pod_identity_provider::MapEnv;
     use eks_pod_identity_provider::ProviderContext;
     use eks_pod_identity_testkit::agent::FakeAgent;
 

@@ -11,15 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use url::{Host, Url};
 
-// The environment seam lives with the other seams in `context`; `Env` and
-// `MapEnv` stay reachable here because every function of this module reads
-// through them. `ProcessEnv` (the process I/O) only keeps its old path for
-// callers that have not moved to the crate root yet; it is not documented
-// here.
-#[doc(hidden)]
-pub use crate::context::ProcessEnv;
-#[doc(no_inline)]
-pub use crate::context::{Env, MapEnv};
+use crate::context::Env;
 
 /// Names of the environment variables the provider reads.
 pub mod vars {
@@ -44,8 +36,7 @@ pub mod vars {
 
 // The addresses this module checks URIs against; defined in `protocol`,
 // the one home of the wire facts.
-#[doc(no_inline)]
-pub use crate::protocol::{ECS_HOST, POD_IDENTITY_AGENT_V4, POD_IDENTITY_AGENT_V6};
+use crate::protocol::{ECS_HOST, POD_IDENTITY_AGENT_V4, POD_IDENTITY_AGENT_V6};
 
 /// A validated credentials endpoint.
 #[derive(Clone, PartialEq, Eq)]
@@ -308,6 +299,7 @@ fn looks_like_unbracketed_ipv6(raw: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::MapEnv;
 
     fn env(pairs: &[(&str, &str)]) -> MapEnv {
         pairs.iter().copied().collect()
@@ -447,8 +439,7 @@ pub enum ImdsEndpointSetting {
     Disabled,
 }
 
-#[doc(no_inline)]
-pub use crate::protocol::{IMDS_ENDPOINT_V4 as IMDS_IPV4, IMDS_ENDPOINT_V6 as IMDS_IPV6};
+use crate::protocol::{IMDS_ENDPOINT_V4 as IMDS_IPV4, IMDS_ENDPOINT_V6 as IMDS_IPV6};
 
 /// Resolves the IMDS endpoint, first match wins:
 /// `AWS_EC2_METADATA_DISABLED=true` (disabled), `override_uri`,
@@ -526,7 +517,7 @@ mod imds_tests {
     #[test]
     fn imds_endpoint_precedence() {
         let e = |pairs: &[(&str, &str)], o: Option<&str>| match imds_endpoint_from_env(
-            &pairs.iter().copied().collect::<MapEnv>(),
+            &pairs.iter().copied().collect::<crate::context::MapEnv>(),
             o,
         ) {
             Ok(ImdsEndpointSetting::Endpoint(u)) => u.to_string(),

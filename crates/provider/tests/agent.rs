@@ -5,8 +5,8 @@ mod common;
 
 use aws_credential_types::provider::ProvideCredentials;
 use common::{SECRET, SESSION};
-use eks_pod_identity_provider::config::MapEnv;
 use eks_pod_identity_provider::test_util::{ManualClock, MapResolver};
+use eks_pod_identity_provider::MapEnv;
 use eks_pod_identity_provider::{
     AgentError, BuildError, ErrorChain, ErrorKind, PodIdentityProvider, ProviderContext,
     RetryPolicy,

@@ -3,9 +3,9 @@
 mod common;
 
 use common::{SECRET, SESSION};
-use eks_pod_identity_provider::config::MapEnv;
 use eks_pod_identity_provider::test_util::ManualClock;
 use eks_pod_identity_provider::CredentialSource;
+use eks_pod_identity_provider::MapEnv;
 use eks_pod_identity_provider::{
     ChainError, CredentialChain, ErrorChain, ErrorKind, FallbackPolicy, ImdsError, ProviderContext,
     RetryPolicy,

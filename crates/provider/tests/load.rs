@@ -13,9 +13,9 @@
 mod common;
 
 use common::{ScriptedSource, Step};
-use eks_pod_identity_provider::config::MapEnv;
 use eks_pod_identity_provider::context::TokioClock;
 use eks_pod_identity_provider::test_util::FixedRandom;
+use eks_pod_identity_provider::MapEnv;
 use eks_pod_identity_provider::RefreshingCache;
 use eks_pod_identity_provider::{PodIdentityProvider, ProviderContext, RefreshPolicy};
 use std::collections::HashSet;

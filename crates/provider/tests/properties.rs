@@ -10,12 +10,12 @@
 
 use eks_pod_identity_provider::config::{
     container_credentials_from_env, imds_endpoint_from_env, is_allowed_http_ip, validate_uri, vars,
-    MapEnv,
 };
 use eks_pod_identity_provider::protocol::rfc3339;
 use eks_pod_identity_provider::protocol::MAX_TOKEN_BYTES;
 use eks_pod_identity_provider::test_util::parsers::parse_container;
 use eks_pod_identity_provider::test_util::parsers::validate_token as validate;
+use eks_pod_identity_provider::MapEnv;
 use eks_pod_identity_provider::{Classify, ErrorKind, TokenOrigin};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -11,9 +11,10 @@ mod matrix;
 #[path = "common/peer.rs"]
 mod peer;
 
-use eks_pod_identity_provider::config::{container_credentials_from_env, vars, MapEnv};
+use eks_pod_identity_provider::config::{container_credentials_from_env, vars};
 use eks_pod_identity_provider::test_util::MapResolver;
 use eks_pod_identity_provider::CredentialSource;
+use eks_pod_identity_provider::MapEnv;
 use eks_pod_identity_provider::{
     AgentError, CredentialChain, ErrorChain, ErrorKind, FallbackPolicy, PodIdentityProvider,
     ProviderContext, RetryPolicy,

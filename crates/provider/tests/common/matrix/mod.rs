@@ -27,9 +27,10 @@
 
 use crate::peer::{Peer, Reply, Req};
 use aws_credential_types::Credentials;
-use eks_pod_identity_provider::config::{vars, MapEnv};
+use eks_pod_identity_provider::config::vars;
 use eks_pod_identity_provider::context::Clock;
 use eks_pod_identity_provider::test_util::{FixedRandom, ManualClock, MapResolver};
+use eks_pod_identity_provider::MapEnv;
 use eks_pod_identity_provider::RefreshingCache;
 use eks_pod_identity_provider::{
     AgentError, BuildError, Classify, ErrorKind, ImdsError, PodIdentityProvider, ProviderContext,
