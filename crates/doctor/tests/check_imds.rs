@@ -7,7 +7,7 @@ mod check_support;
 use check_support::*;
 use eks_pod_identity_doctor::check::http::{request, Target};
 use eks_pod_identity_doctor::output::json;
-use eks_pod_identity_doctor::report::{ProbeStatus, Severity, Verdict};
+use eks_pod_identity_doctor::report::{ProbeStatus, Report, Severity, Verdict};
 use eks_pod_identity_testkit::imds::ImdsMode;
 use eks_pod_identity_testkit::skip::{skip, Need};
 use eks_pod_identity_testkit::FakeImds;
@@ -23,6 +23,38 @@ fn assert_put_reached_and_hung(imds: &FakeImds) {
     );
 }
 
+/// A FakeImds that hangs the token PUT but answers IMDSv1 (without a role if
+/// `no_role`), checked: the IPv4 findings are EPI-IMDS-004 and EPI-IMDS-013.
+async fn assert_imdsv1_open_at_hop_limit_1(no_role: bool) -> (FakeImds, Report) {
+    let imds = FakeImds::builder()
+        .mode(ImdsMode::HangPut)
+        .imdsv1(true)
+        .no_role(no_role)
+        .start()
+        .await
+        .unwrap();
+    let report = check(&hang_options(&[], &imds.endpoint())).await;
+    assert_eq!(
+        ids_at(&report, "imds-ipv4"),
+        ["EPI-IMDS-004", "EPI-IMDS-013"]
+    );
+    (imds, report)
+}
+
+/// The IPv4 probe leaked, with exactly these outcomes.
+fn assert_leak_probe(report: &Report, outcomes: &[&str]) {
+    let p = probe(report, "imds-ipv4");
+    assert_eq!(p.status, ProbeStatus::Leak);
+    assert_eq!(p.outcomes, outcomes);
+}
+
+/// `rule_id` was found at Critical, its evidence naming `needle`.
+fn assert_critical_finding(report: &Report, rule_id: &str, needle: &str) {
+    let f = finding(report, rule_id);
+    assert_eq!(f.severity, Severity::Critical);
+    assert!(f.evidence.contains(needle), "{}", f.evidence);
+}
+
 #[tokio::test]
 async fn hop_limit_2_token_role_and_credentials_leak_without_printing_secrets() {
     let imds = FakeImds::builder().start().await.unwrap();
@@ -31,24 +63,16 @@ async fn hop_limit_2_token_role_and_credentials_leak_without_printing_secrets() 
         ids_at(&report, "imds-ipv4"),
         ["EPI-IMDS-001", "EPI-IMDS-002", "EPI-IMDS-003"]
     );
-    let p = probe(&report, "imds-ipv4");
-    assert_eq!(p.status, ProbeStatus::Leak);
-    assert_eq!(
-        p.outcomes,
-        [
+    assert_leak_probe(
+        &report,
+        &[
             "token_obtained",
             "role_readable",
             "credentials_readable",
-            "imdsv1_closed"
-        ]
+            "imdsv1_closed",
+        ],
     );
-    assert_eq!(
-        finding(&report, "EPI-IMDS-002").severity,
-        Severity::Critical
-    );
-    assert!(finding(&report, "EPI-IMDS-002")
-        .evidence
-        .contains("node-role"));
+    assert_critical_finding(&report, "EPI-IMDS-002", "node-role");
     let creds = &finding(&report, "EPI-IMDS-003").evidence;
     assert!(creds.contains("AccessKeyId ASIA…, expires "), "{creds}");
     assert_eq!(report.verdict(Severity::High), Verdict::LeaksNodeRole);
@@ -169,29 +193,14 @@ async fn no_instance_profile_is_404_and_lowers_the_token_finding() {
 
 #[tokio::test]
 async fn imdsv1_open_leaks_even_at_hop_limit_1() {
-    let imds = FakeImds::builder()
-        .mode(ImdsMode::HangPut)
-        .imdsv1(true)
-        .start()
-        .await
-        .unwrap();
-    let report = check(&hang_options(&[], &imds.endpoint())).await;
-    assert_eq!(
-        ids_at(&report, "imds-ipv4"),
-        ["EPI-IMDS-004", "EPI-IMDS-013"]
-    );
+    let (imds, report) = assert_imdsv1_open_at_hop_limit_1(false).await;
     assert_put_reached_and_hung(&imds);
-    let f = finding(&report, "EPI-IMDS-004");
-    assert_eq!(f.severity, Severity::Critical);
-    assert!(
-        f.evidence
-            .contains("role node-role; credentials readable (AccessKeyId ASIA…"),
-        "{}",
-        f.evidence
+    assert_critical_finding(
+        &report,
+        "EPI-IMDS-004",
+        "role node-role; credentials readable (AccessKeyId ASIA…",
     );
-    let p = probe(&report, "imds-ipv4");
-    assert_eq!(p.status, ProbeStatus::Leak);
-    assert_eq!(p.outcomes, ["token_put_unanswered", "imdsv1_open"]);
+    assert_leak_probe(&report, &["token_put_unanswered", "imdsv1_open"]);
     assert_eq!(report.verdict(Severity::High), Verdict::LeaksNodeRole);
 }
 
@@ -281,18 +290,7 @@ async fn invalid_endpoints_cannot_run() {
 async fn imdsv1_open_without_a_role_is_the_404_branch() {
     // IMDSv1 open and no instance profile: a token-less GET of the role list
     // gets 404 instead of 401. IMDSv1 is open, but there is no role to take.
-    let imds = FakeImds::builder()
-        .mode(ImdsMode::HangPut)
-        .imdsv1(true)
-        .no_role(true)
-        .start()
-        .await
-        .unwrap();
-    let report = check(&hang_options(&[], &imds.endpoint())).await;
-    assert_eq!(
-        ids_at(&report, "imds-ipv4"),
-        ["EPI-IMDS-004", "EPI-IMDS-013"]
-    );
+    let (imds, report) = assert_imdsv1_open_at_hop_limit_1(true).await;
     let f = finding(&report, "EPI-IMDS-004");
     assert_eq!(f.severity, Severity::Medium);
     assert!(
@@ -323,24 +321,16 @@ async fn token_obtained_and_imdsv1_open_are_both_reported() {
             "EPI-IMDS-004"
         ]
     );
-    let p = probe(&report, "imds-ipv4");
-    assert_eq!(p.status, ProbeStatus::Leak);
-    assert_eq!(
-        p.outcomes,
-        [
+    assert_leak_probe(
+        &report,
+        &[
             "token_obtained",
             "role_readable",
             "credentials_readable",
-            "imdsv1_open"
-        ]
-    );
-    assert_eq!(
-        finding(&report, "EPI-IMDS-004").severity,
-        Severity::Critical
+            "imdsv1_open",
+        ],
     );
     // One role, seen both ways.
-    assert!(finding(&report, "EPI-IMDS-004")
-        .evidence
-        .contains("role node-role"));
+    assert_critical_finding(&report, "EPI-IMDS-004", "role node-role");
     assert_eq!(report.verdict(Severity::High), Verdict::LeaksNodeRole);
 }

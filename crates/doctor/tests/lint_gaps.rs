@@ -27,23 +27,10 @@ stringData:
   AWS_ACCESS_KEY_ID: AKIAIOSFODNN7EXAMPLE
   AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-  namespace: ns
-spec:
-  template:
-    spec:
-      serviceAccountName: sa
-      containers:
-      - name: app
-        image: app:1
-        envFrom:
-        - secretRef:
-            name: aws-creds
-";
-    let r = lint(&[("app.yaml", yaml)]);
+"
+    .to_owned()
+        + &env_from_deployment("        - secretRef:\n            name: aws-creds\n");
+    let r = lint(&[("app.yaml", &yaml)]);
     let ids: Vec<&str> = r.findings().iter().map(|f| f.rule_id.as_str()).collect();
     assert_eq!(ids, ["EPI-K8S-003"], "{:#?}", r.findings());
     let finding = &r.findings()[0];
@@ -64,11 +51,29 @@ spec:
     assert_eq!(found(&lint(&[("app.yaml", &other)])), []);
 }
 
+/// A Deployment in `ns` whose container `app` goes on with `rest` (its lines
+/// after `image:`; further containers or pod spec keys may follow).
+fn deployment(rest: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: ns\nspec:\n  template:\n    spec:\n      serviceAccountName: sa\n      containers:\n      - name: app\n        image: app:1\n{rest}"
+    )
+}
+
 /// A Deployment in `ns` whose container `app` takes `env_from` (YAML list items).
 fn env_from_deployment(env_from: &str) -> String {
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: ns\nspec:\n  template:\n    spec:\n      serviceAccountName: sa\n      containers:\n      - name: app\n        image: app:1\n        envFrom:\n{env_from}"
-    )
+    deployment(&format!("        envFrom:\n{env_from}"))
+}
+
+/// `r`'s only finding is EPI-K8S-003 at the `envFrom` item of
+/// `env_from_deployment`; returns its evidence.
+fn assert_env_from_finding(r: &Report) -> &str {
+    assert_eq!(
+        found(r),
+        [f("EPI-K8S-003", Severity::Medium, "app.yaml:14")],
+        "{:#?}",
+        r.findings()
+    );
+    &r.findings()[0].evidence
 }
 
 #[test]
@@ -80,13 +85,7 @@ fn env_from_resolves_across_files_kinds_namespaces_and_prefixes() {
     // The Secret in another file; the reference is at its secretRef line.
     let app = env_from_deployment("        - secretRef:\n            name: creds\n");
     let r = lint(&[("secret.yaml", secret), ("app.yaml", &app)]);
-    assert_eq!(
-        found(&r),
-        [f("EPI-K8S-003", Severity::Medium, "app.yaml:14")],
-        "{:#?}",
-        r.findings()
-    );
-    let evidence = &r.findings()[0].evidence;
+    let evidence = assert_env_from_finding(&r);
     assert!(evidence.contains("AWS_SESSION_TOKEN"), "{evidence}");
     assert!(evidence.contains("Secret `creds`"), "{evidence}");
     assert!(!evidence.contains("c2VjcmV0"), "{evidence}");
@@ -109,13 +108,7 @@ fn env_from_resolves_across_files_kinds_namespaces_and_prefixes() {
         ("s.yaml", secret),
         ("app.yaml", &prefixed),
     ]);
-    assert_eq!(
-        found(&r),
-        [f("EPI-K8S-003", Severity::Medium, "app.yaml:14")],
-        "{:#?}",
-        r.findings()
-    );
-    let evidence = &r.findings()[0].evidence;
+    let evidence = assert_env_from_finding(&r);
     assert!(
         evidence.contains("AWS_ACCESS_KEY_ID") && evidence.contains("ConfigMap `cfg`"),
         "{evidence}"
@@ -182,18 +175,11 @@ resource \"kubernetes_deployment_v1\" \"app\" {
         "{:#?}",
         r.findings()
     );
-    let finding = r
-        .findings()
-        .iter()
-        .find(|f| f.rule_id == "EPI-K8S-003")
-        .unwrap();
+    let evidence = evidence_of(&r, "EPI-K8S-003");
     assert!(
-        finding
-            .evidence
-            .contains("AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY")
-            && finding.evidence.contains("kubernetes_deployment_v1.app"),
-        "{}",
-        finding.evidence
+        evidence.contains("AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY")
+            && evidence.contains("kubernetes_deployment_v1.app"),
+        "{evidence}"
     );
 
     // A Secret without AWS keys: nothing.
@@ -209,20 +195,8 @@ resource \"kubernetes_deployment_v1\" \"app\" {
 fn init_containers_after_containers_keep_their_own_lines() {
     // `initContainers` written below `containers`, both with a literal key: each
     // finding points at its own container's line.
-    let yaml = "\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-  namespace: ns
-spec:
-  template:
-    spec:
-      serviceAccountName: sa
-      containers:
-      - name: app
-        image: app:1
-        env:
+    let yaml = deployment(
+        "        env:
         - name: AWS_ACCESS_KEY_ID
           value: AKIAIOSFODNN7EXAMPLE
       initContainers:
@@ -231,8 +205,9 @@ spec:
         env:
         - name: AWS_ACCESS_KEY_ID
           value: AKIAI44QH8DHBEXAMPLE
-";
-    let r = lint(&[("app.yaml", yaml)]);
+",
+    );
+    let r = lint(&[("app.yaml", &yaml)]);
     let mut got: Vec<(String, String)> = r
         .findings()
         .iter()
@@ -260,50 +235,21 @@ spec:
 
 #[test]
 fn items_of_a_kind_list_are_linted_at_their_lines() {
-    // What `kubectl get deploy,ds -o yaml` prints.
-    let yaml = "\
-apiVersion: v1
-kind: List
-items:
-- apiVersion: apps/v1
-  kind: Deployment
-  metadata:
-    name: web
-    namespace: ns
-  spec:
-    template:
-      spec:
-        serviceAccountName: web
-        containers:
-        - name: web
-          image: web:1
-- apiVersion: apps/v1
-  kind: DaemonSet
-  metadata:
-    name: agent
-    namespace: ns
-  spec:
-    template:
-      spec:
-        hostNetwork: true
-        serviceAccountName: agent
-        containers:
-        - name: agent
-          image: agent:1
+    let web = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: ns
+spec:
+  template:
+    spec:
+      serviceAccountName: web
+      containers:
+      - name: web
+        image: web:1
 ";
-    let r = lint(&[("list.yaml", yaml)]);
-    assert_eq!(
-        found(&r),
-        [f("EPI-K8S-001", Severity::High, "list.yaml:24")]
-    );
-    assert!(
-        r.findings()[0].evidence.contains("DaemonSet ns/agent"),
-        "{}",
-        r.findings()[0].evidence
-    );
-
-    // The same objects as separate documents give the same finding.
-    let docs = "\
+    let agent = "\
 apiVersion: apps/v1
 kind: DaemonSet
 metadata:
@@ -318,7 +264,31 @@ spec:
       - name: agent
         image: agent:1
 ";
-    let r = lint(&[("ds.yaml", docs)]);
+    // What `kubectl get deploy,ds -o yaml` prints: the same objects as items.
+    let item = |doc: &str| -> String {
+        doc.lines()
+            .enumerate()
+            .map(|(i, line)| format!("{}{line}\n", if i == 0 { "- " } else { "  " }))
+            .collect()
+    };
+    let yaml = format!(
+        "apiVersion: v1\nkind: List\nitems:\n{}{}",
+        item(web),
+        item(agent)
+    );
+    let r = lint(&[("list.yaml", &yaml)]);
+    assert_eq!(
+        found(&r),
+        [f("EPI-K8S-001", Severity::High, "list.yaml:24")]
+    );
+    assert!(
+        r.findings()[0].evidence.contains("DaemonSet ns/agent"),
+        "{}",
+        r.findings()[0].evidence
+    );
+
+    // The same objects as separate documents give the same finding.
+    let r = lint(&[("ds.yaml", agent)]);
     assert_eq!(found(&r), [f("EPI-K8S-001", Severity::High, "ds.yaml:9")]);
 }
 
@@ -339,27 +309,34 @@ fn template_findings(r: &Report) -> Vec<(String, Severity, String)> {
         .collect()
 }
 
-#[test]
-fn dynamic_metadata_options_cannot_be_checked_and_says_so() {
-    let mo = "  dynamic \"metadata_options\" {\n    for_each = var.imds\n    content {\n      http_tokens                 = metadata_options.value.tokens\n      http_put_response_hop_limit = metadata_options.value.hops\n    }\n  }\n";
-    let r = lint(&[("lt.tf", &node_template(mo))]);
-    let got = template_findings(&r);
+/// The evidence of the first `rule_id` finding of `r`.
+fn evidence_of<'a>(r: &'a Report, rule_id: &str) -> &'a str {
+    &r.findings()
+        .iter()
+        .find(|f| f.rule_id == rule_id)
+        .unwrap()
+        .evidence
+}
+
+/// Lints `node_template(metadata_options)`: the template's only finding is
+/// EPI-TF-004 at `location`. Returns the report and that finding's evidence.
+fn assert_only_tf004(metadata_options: &str, location: &str) -> (Report, String) {
+    let r = lint(&[("lt.tf", &node_template(metadata_options))]);
     assert_eq!(
-        got,
-        [f("EPI-TF-004", Severity::Medium, "lt.tf:3")],
+        template_findings(&r),
+        [f("EPI-TF-004", Severity::Medium, location)],
         "{:#?}",
         r.findings()
     );
-    let finding = r
-        .findings()
-        .iter()
-        .find(|f| f.rule_id == "EPI-TF-004")
-        .unwrap();
-    assert!(
-        finding.evidence.contains("dynamic block"),
-        "{}",
-        finding.evidence
-    );
+    let evidence = evidence_of(&r, "EPI-TF-004").to_owned();
+    (r, evidence)
+}
+
+#[test]
+fn dynamic_metadata_options_cannot_be_checked_and_says_so() {
+    let mo = "  dynamic \"metadata_options\" {\n    for_each = var.imds\n    content {\n      http_tokens                 = metadata_options.value.tokens\n      http_put_response_hop_limit = metadata_options.value.hops\n    }\n  }\n";
+    let (r, evidence) = assert_only_tf004(mo, "lt.tf:3");
+    assert!(evidence.contains("dynamic block"), "{evidence}");
     // Not mistaken for a missing block.
     assert!(!r.findings().iter().any(|f| f.rule_id == "EPI-TF-001"));
 }
@@ -367,25 +344,10 @@ fn dynamic_metadata_options_cannot_be_checked_and_says_so() {
 #[test]
 fn hop_limit_zero_is_not_a_valid_hop_limit() {
     let mo = "  metadata_options {\n    http_endpoint               = \"enabled\"\n    http_tokens                 = \"required\"\n    http_put_response_hop_limit = 0\n  }\n";
-    let r = lint(&[("lt.tf", &node_template(mo))]);
-    let got = template_findings(&r);
-    assert_eq!(
-        got,
-        [f("EPI-TF-004", Severity::Medium, "lt.tf:6")],
-        "{:#?}",
-        r.findings()
-    );
-    let finding = r
-        .findings()
-        .iter()
-        .find(|f| f.rule_id == "EPI-TF-004")
-        .unwrap();
+    let (r, evidence) = assert_only_tf004(mo, "lt.tf:6");
     assert!(
-        finding
-            .evidence
-            .contains("http_put_response_hop_limit = 0 is not a valid hop limit (1-64)"),
-        "{}",
-        finding.evidence
+        evidence.contains("http_put_response_hop_limit = 0 is not a valid hop limit (1-64)"),
+        "{evidence}"
     );
     // 0 is neither "protected" (1) nor "too high" (>= 2).
     assert!(!r.findings().iter().any(|f| f.rule_id == "EPI-TF-003"));

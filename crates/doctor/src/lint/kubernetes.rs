@@ -229,12 +229,7 @@ pub(crate) fn node_class_object(
     let kind_line = lines.key("kind");
     match kind {
         k if k.ends_with("List") => {
-            for item in obj
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for item in list_items(obj) {
                 node_class_object(item, path, lines, declared_by, report);
             }
         }
@@ -385,10 +380,8 @@ pub(crate) fn workloads_of_object(
     // Consume this object's `kind:` line so List items line up with theirs.
     lines.key("kind");
     if kind.ends_with("List") {
-        if let Some(items) = obj.get("items").and_then(Value::as_array) {
-            for item in items {
-                workloads_of_object(item, path, lines, out);
-            }
+        for item in list_items(obj) {
+            workloads_of_object(item, path, lines, out);
         }
         return;
     }
@@ -543,18 +536,21 @@ pub(crate) fn env_objects(file: &YamlFile) -> Vec<EnvObject> {
     out
 }
 
+/// The `items` of a `kind: ...List` object (none when absent or not a list).
+fn list_items(obj: &Value) -> impl Iterator<Item = &Value> {
+    obj.get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
 fn env_objects_of(obj: &Value, out: &mut Vec<EnvObject>) {
     let Some(kind) = obj.get("kind").and_then(Value::as_str) else {
         return;
     };
     let (kind, maps): (EnvFromKind, &[&str]) = match kind {
         k if k.ends_with("List") => {
-            for item in obj
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for item in list_items(obj) {
                 env_objects_of(item, out);
             }
             return;
