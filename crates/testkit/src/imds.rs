@@ -413,13 +413,6 @@ impl FakeImds {
     pub fn shutdown(self) {}
 }
 
-struct InFlight<'a>(&'a Shared);
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        lock(&self.0.stats).in_flight -= 1;
-    }
-}
-
 struct ReqInfo {
     method: Method,
     path: String,
@@ -440,36 +433,22 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, conn: Arc<ConnInfo>
         token: header(TOKEN_HEADER),
     };
     drop(req);
-    let id = shared
-        .seq
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        + 1;
-    {
-        let mut st = lock(&shared.stats);
-        st.total += 1;
-        st.in_flight += 1;
-        st.log.push(ImdsRecord {
+    let (id, _in_flight) = server::arrive(&shared.seq, &shared.stats, &shared.total_tx, |id| {
+        ImdsRecord {
             id,
             at: (shared.clock)(),
             method: info.method.to_string(),
             path: info.path.clone(),
             had_token: info.token.is_some(),
             status: None,
-        });
-    }
-    shared.total_tx.send_modify(|t| *t += 1);
-    let _guard = InFlight(&shared);
-    let outcome = respond(&shared, &info, &conn).await;
-    let mut st = lock(&shared.stats);
-    if let Outcome::Respond(r) = &outcome {
-        let code = r.status().as_u16();
-        *st.by_status.entry(code).or_default() += 1;
-        if let Some(rec) = st.log.iter_mut().rev().find(|r| r.id == id) {
-            rec.status = Some(code);
         }
-    }
+    });
+    let outcome = respond(&shared, &info, &conn).await;
+    server::answered(&mut *lock(&shared.stats), id, &outcome);
     outcome
 }
+
+crate::server::impl_request_stats!(ImdsStats, ImdsRecord);
 
 fn set_hops(sock: &std::net::TcpStream, hops: u32) {
     let v6 = sock.local_addr().map(|a| a.is_ipv6()).unwrap_or(false);

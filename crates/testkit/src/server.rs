@@ -6,7 +6,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -15,6 +16,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// Response type of the fakes. The body may fail part-way (see [`cut_off`]),
@@ -57,6 +59,89 @@ impl std::fmt::Display for DropConnection {
     }
 }
 impl std::error::Error for DropConnection {}
+
+/// A fake's request counters and log (its stats snapshot type), as kept by
+/// [`arrive`] and [`answered`].
+pub(crate) trait RequestStats {
+    /// One entry of the request log.
+    type Record;
+    /// Counts an arriving request (total and in flight) and logs `record`.
+    fn arrived(&mut self, record: Self::Record);
+    /// Counts a request out of `in_flight` (answered, hung up or dropped).
+    fn left(&mut self);
+    /// Counts an answer with `status` and sets it on the log entry of request
+    /// `id`; returns that entry.
+    fn answered(&mut self, id: u64, status: u16) -> Option<&mut Self::Record>;
+}
+
+/// Implements [`RequestStats`] for a stats type with `total`, `in_flight`,
+/// `by_status` and `log` fields whose records have `id` and `status` fields.
+macro_rules! impl_request_stats {
+    ($stats:ty, $record:ty) => {
+        impl $crate::server::RequestStats for $stats {
+            type Record = $record;
+
+            fn arrived(&mut self, record: $record) {
+                self.total += 1;
+                self.in_flight += 1;
+                self.log.push(record);
+            }
+
+            fn left(&mut self) {
+                self.in_flight -= 1;
+            }
+
+            fn answered(&mut self, id: u64, status: u16) -> Option<&mut $record> {
+                *self.by_status.entry(status).or_default() += 1;
+                let rec = self.log.iter_mut().rev().find(|r| r.id == id)?;
+                rec.status = Some(status);
+                Some(rec)
+            }
+        }
+    };
+}
+pub(crate) use impl_request_stats;
+
+fn lock_stats<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts a request out of `in_flight` when dropped (see [`arrive`]).
+pub(crate) struct InFlight<'a, S: RequestStats>(&'a Mutex<S>);
+
+impl<S: RequestStats> Drop for InFlight<'_, S> {
+    fn drop(&mut self) {
+        lock_stats(self.0).left();
+    }
+}
+
+/// Numbers an arriving request (1-based, from `seq`), counts and logs it
+/// (`record` builds the log entry from its id), then bumps `total_tx`. Returns
+/// the id and a guard that counts the request out of `in_flight` when dropped.
+pub(crate) fn arrive<'a, S: RequestStats>(
+    seq: &AtomicU64,
+    stats: &'a Mutex<S>,
+    total_tx: &watch::Sender<u64>,
+    record: impl FnOnce(u64) -> S::Record,
+) -> (u64, InFlight<'a, S>) {
+    let id = seq.fetch_add(1, Ordering::Relaxed) + 1;
+    lock_stats(stats).arrived(record(id));
+    total_tx.send_modify(|t| *t += 1);
+    (id, InFlight(stats))
+}
+
+/// Records the status of request `id` if `outcome` answers it; returns its log
+/// entry (for what else the fake records).
+pub(crate) fn answered<'a, S: RequestStats>(
+    stats: &'a mut S,
+    id: u64,
+    outcome: &Outcome,
+) -> Option<&'a mut S::Record> {
+    match outcome {
+        Outcome::Respond(r) => stats.answered(id, r.status().as_u16()),
+        Outcome::Drop => None,
+    }
+}
 
 /// Running accept loops; aborting them (on drop) aborts every connection task.
 pub(crate) struct Server {

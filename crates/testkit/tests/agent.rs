@@ -29,6 +29,15 @@ async fn agent() -> FakeAgent {
         .unwrap()
 }
 
+async fn send_with(agent: &FakeAgent, token: &str) -> reqwest::Response {
+    client()
+        .get(agent.uri())
+        .header("authorization", token)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn get(agent: &FakeAgent, token: Option<&str>) -> (u16, String, String) {
     let mut req = client().get(agent.uri());
     if let Some(t) = token {
@@ -519,23 +528,13 @@ async fn bad_bodies_plain_text_cut_off_and_oversized() {
     );
 
     // Headers promise more than arrives: the status is read, the body fails.
-    let r = client()
-        .get(agent.uri())
-        .header("authorization", &tok)
-        .send()
-        .await
-        .unwrap();
+    let r = send_with(&agent, &tok).await;
     assert_eq!(r.status().as_u16(), 200);
     let promised = r.content_length().expect("Content-Length announced");
     let body = r.bytes().await;
     assert!(body.is_err(), "a cut-off body must fail to read: {body:?}");
 
-    let r = client()
-        .get(agent.uri())
-        .header("authorization", &tok)
-        .send()
-        .await
-        .unwrap();
+    let r = send_with(&agent, &tok).await;
     assert_eq!(r.content_length(), Some(1 << 20));
     let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert!(v.get("AccessKeyId").is_none(), "no credentials in it");

@@ -12,19 +12,12 @@ use super::protocol::{
     CREDENTIALS_PATH, MIN_REMAINING, MSG_EMPTY, MSG_EXPIRED, MSG_PARSE, MSG_TOO_MANY,
 };
 use super::state::{lock, Shared};
-use super::stats::RequestRecord;
+use super::stats::{AgentStats, RequestRecord};
 use crate::creds::{self, MintRequest, MintedCredentials};
 use crate::fault::Fault;
 use crate::server::{self, ConnInfo, Outcome, Resp};
 use crate::timefmt;
 use crate::token;
-
-struct InFlight<'a>(&'a Shared);
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        lock(&self.0.stats).in_flight -= 1;
-    }
-}
 
 /// The parts of a request the agent looks at (the body is ignored).
 struct ReqInfo {
@@ -52,15 +45,8 @@ pub(super) async fn handle(
     };
     let method = req.method().to_string();
     drop(req);
-    let id = shared
-        .seq
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        + 1;
-    {
-        let mut st = lock(&shared.stats);
-        st.total += 1;
-        st.in_flight += 1;
-        st.log.push(RequestRecord {
+    let (id, _in_flight) = server::arrive(&shared.seq, &shared.stats, &shared.total_tx, |id| {
+        RequestRecord {
             id,
             at: (shared.clock)(),
             method,
@@ -68,29 +54,23 @@ pub(super) async fn handle(
             status: None,
             fault: None,
             expiration: None,
-        });
-        drop(st);
-    }
-    shared.total_tx.send_modify(|t| *t += 1);
-    let _guard = InFlight(&shared);
+        }
+    });
     let (outcome, expiration) = match respond(&shared, &info, id).await {
         Answer::Plain(o) => (o, None),
         Answer::Credentials(o, exp) => (o, Some(exp)),
     };
     let mut st = lock(&shared.stats);
-    match &outcome {
-        Outcome::Respond(r) => {
-            let code = r.status().as_u16();
-            *st.by_status.entry(code).or_default() += 1;
-            if let Some(rec) = st.log.iter_mut().rev().find(|r| r.id == id) {
-                rec.status = Some(code);
-                rec.expiration = expiration;
-            }
-        }
-        Outcome::Drop => st.dropped += 1,
+    if let Outcome::Drop = outcome {
+        st.dropped += 1;
+    } else if let Some(rec) = server::answered(&mut *st, id, &outcome) {
+        rec.expiration = expiration;
     }
+    drop(st);
     outcome
 }
+
+crate::server::impl_request_stats!(AgentStats, RequestRecord);
 
 fn host_allowed(host: &str, allowed: &[String]) -> bool {
     allowed.iter().any(|a| {

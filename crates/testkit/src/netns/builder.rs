@@ -160,8 +160,6 @@ impl EksNode {
 
     /// Starts moto (if asked for), the agent and IMDS inside their namespaces.
     fn start_servers(&mut self, cfg: &EksNodeBuilder) -> Result<(), NetnsError> {
-        let node_ns = self.names.node.clone();
-        let imds_ns = self.names.imds.clone();
         if cfg.with_moto {
             let moto = self.thread(Netns::Node).block(async {
                 MotoStack::builder()
@@ -201,14 +199,9 @@ impl EksNode {
             .bind(SocketAddr::from((AGENT_V6, 80)))
             .host_check(REAL_AGENT_HOSTS)
             .faults(cfg.agent_faults.clone());
-        let agent = self
-            .thread(Netns::Node)
-            .block(async move { agent_builder.start().await })
-            .map_err(|e| NetnsError::Start {
-                what: "the fake Pod Identity Agent",
-                ns: node_ns,
-                detail: e.to_string(),
-            })?;
+        let agent = self.start_in(Netns::Node, "the fake Pod Identity Agent", async move {
+            agent_builder.start().await
+        })?;
         self.agent = Some(agent);
 
         let role_name = cfg
@@ -231,15 +224,25 @@ impl EksNode {
         if cfg.imds_disabled {
             imds_builder = imds_builder.mode(ImdsMode::Disabled);
         }
-        let imds = self
-            .thread(Netns::Imds)
-            .block(async move { imds_builder.start().await })
-            .map_err(|e| NetnsError::Start {
-                what: "the fake IMDS",
-                ns: imds_ns,
-                detail: e.to_string(),
-            })?;
+        let imds = self.start_in(Netns::Imds, "the fake IMDS", async move {
+            imds_builder.start().await
+        })?;
         self.imds = Some(imds);
         Ok(())
+    }
+
+    /// Runs `start` (a fake's start-up) on the runtime thread of `ns`; a failure
+    /// becomes [`NetnsError::Start`] naming `what`.
+    fn start_in<T, E, F>(&self, ns: Netns, what: &'static str, start: F) -> Result<T, NetnsError>
+    where
+        F: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        self.thread(ns).block(start).map_err(|e| NetnsError::Start {
+            what,
+            ns: self.name(ns).to_owned(),
+            detail: e.to_string(),
+        })
     }
 }

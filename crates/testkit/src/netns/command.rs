@@ -48,6 +48,71 @@ pub(super) fn run_ipn(ns: &str, args: &[&str]) -> Result<(), NetnsError> {
     run_ip(&v)
 }
 
+/// Adds each `(namespace, device, address/prefix)`; IPv6 ones with `nodad`,
+/// so they are usable at once (no tentative phase).
+pub(super) fn add_addrs(addrs: &[(&str, &str, &str)]) -> Result<(), NetnsError> {
+    for &(ns, dev, a) in addrs {
+        if a.contains(':') {
+            run_ipn(ns, &["addr", "add", a, "dev", dev, "nodad"])?;
+        } else {
+            run_ipn(ns, &["addr", "add", a, "dev", dev])?;
+        }
+    }
+    Ok(())
+}
+
+/// `ip -n <ns> [-6] route add <dest> via <via> [table <table>]` (`-6` when
+/// `via` is an IPv6 address).
+pub(super) fn add_route(
+    ns: &str,
+    dest: &str,
+    via: &str,
+    table: Option<&str>,
+) -> Result<(), NetnsError> {
+    let mut args = if via.contains(':') {
+        vec!["-6"]
+    } else {
+        vec![]
+    };
+    args.extend_from_slice(&["route", "add", dest, "via", via]);
+    if let Some(t) = table {
+        args.extend_from_slice(&["table", t]);
+    }
+    run_ipn(ns, &args)
+}
+
+/// Creates a veth pair: `name` inside `ns`, its peer `peer` inside `peer_ns`.
+pub(super) fn add_veth(name: &str, ns: &str, peer: &str, peer_ns: &str) -> Result<(), NetnsError> {
+    run_ip(&[
+        "link", "add", name, "netns", ns, "type", "veth", "peer", "name", peer, "netns", peer_ns,
+    ])
+}
+
+/// Polls `ip <args…>` (bounded by `deadline`) until `done` accepts its stdout;
+/// gives up at once if the command fails.
+pub(super) fn poll_ip(
+    args: &[&str],
+    deadline: Instant,
+    pause: Duration,
+    done: impl Fn(&[u8]) -> bool,
+) {
+    while Instant::now() < deadline {
+        let out = Command::new(ip_program())
+            .args(args)
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                if done(&o.stdout) {
+                    return;
+                }
+                std::thread::sleep(pause);
+            }
+            _ => return,
+        }
+    }
+}
+
 /// Sets `key` (dotted, e.g. `net.ipv4.ip_forward`) to `value` inside `ns`.
 pub(super) fn sysctl(ns: &str, key: &str, value: &str) -> Result<(), NetnsError> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));

@@ -2,7 +2,7 @@
 //! rules (and, for REJECT, the sink namespace) that implement it.
 
 use super::addresses::{POD_SUBNET_V4, POD_SUBNET_V6};
-use super::command::{run_ip, run_ipn};
+use super::command::{add_addrs, add_route, add_veth, run_ipn};
 use super::error::NetnsError;
 use super::namespaces::Names;
 
@@ -56,54 +56,20 @@ pub(super) fn add_block_rules(names: &Names, mode: BlockMode) -> Result<(), Netn
     }
     // The REJECT sink: owns the IMDS addresses, listens on nothing → RST.
     let sink = names.sink.clone().expect("sink namespace for Reject");
-    run_ip(&[
-        "link", "add", "vblk", "netns", &node, "type", "veth", "peer", "name", "eth0", "netns",
-        &sink,
-    ])?;
-    for (ns, dev, a) in [
+    add_veth("vblk", &node, "eth0", &sink)?;
+    add_addrs(&[
         (&node, "vblk", "169.254.30.1/30"),
         (&node, "vblk", "fd00:30::1/64"),
         (&sink, "eth0", "169.254.30.2/30"),
         (&sink, "eth0", "fd00:30::2/64"),
         (&sink, "lo", "169.254.169.254/32"),
         (&sink, "lo", "fd00:ec2::254/128"),
-    ] {
-        if a.contains(':') {
-            run_ipn(ns, &["addr", "add", a, "dev", dev, "nodad"])?;
-        } else {
-            run_ipn(ns, &["addr", "add", a, "dev", dev])?;
-        }
-    }
+    ])?;
     run_ipn(&node, &["link", "set", "vblk", "up"])?;
     run_ipn(&sink, &["link", "set", "eth0", "up"])?;
-    run_ipn(&sink, &["route", "add", "default", "via", "169.254.30.1"])?;
-    run_ipn(
-        &sink,
-        &["-6", "route", "add", "default", "via", "fd00:30::1"],
-    )?;
-    run_ipn(
-        &node,
-        &[
-            "route",
-            "add",
-            "169.254.169.254/32",
-            "via",
-            "169.254.30.2",
-            "table",
-            BLOCK_TABLE,
-        ],
-    )?;
-    run_ipn(
-        &node,
-        &[
-            "-6",
-            "route",
-            "add",
-            "fd00:ec2::254/128",
-            "via",
-            "fd00:30::2",
-            "table",
-            BLOCK_TABLE,
-        ],
-    )
+    add_route(&sink, "default", "169.254.30.1", None)?;
+    add_route(&sink, "default", "fd00:30::1", None)?;
+    let table = Some(BLOCK_TABLE);
+    add_route(&node, "169.254.169.254/32", "169.254.30.2", table)?;
+    add_route(&node, "fd00:ec2::254/128", "fd00:30::2", table)
 }

@@ -1,11 +1,10 @@
 //! The links of a node: namespaces, veths, addresses and routes (the drawing in
 //! the [module docs](crate::netns)), and the waits that make them usable at once.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::addresses::{POD_SUBNET_V4, POD_SUBNET_V6};
-use super::command::{ip_program, run_ip, run_ipn, sysctl};
+use super::command::{add_addrs, add_route, add_veth, poll_ip, run_ip, run_ipn, sysctl};
 use super::error::NetnsError;
 use super::firewall::{add_block_rules, BlockMode};
 use super::namespaces::{Names, Netns};
@@ -32,15 +31,9 @@ pub(super) fn create(
         run_ipn(ns, &["link", "set", "lo", "up"])?;
     }
     // veths are created directly inside their namespaces: fixed names are fine.
-    run_ip(&[
-        "link", "add", "eth0", "netns", &pod, "type", "veth", "peer", "name", "vpod", "netns",
-        &node,
-    ])?;
-    run_ip(&[
-        "link", "add", "vimds", "netns", &node, "type", "veth", "peer", "name", "eth0", "netns",
-        &imds,
-    ])?;
-    let addrs: &[(&str, &str, &str)] = &[
+    add_veth("eth0", &pod, "vpod", &node)?;
+    add_veth("vimds", &node, "eth0", &imds)?;
+    add_addrs(&[
         (&pod, "eth0", "169.254.10.2/30"),
         (&pod, "eth0", "fd00:10::2/64"),
         (&node, "vpod", "169.254.10.1/30"),
@@ -53,15 +46,7 @@ pub(super) fn create(
         (&node, "lo", "fd00:ec2::23/128"),
         (&imds, "lo", "169.254.169.254/32"),
         (&imds, "lo", "fd00:ec2::254/128"),
-    ];
-    for (ns, dev, a) in addrs {
-        // nodad: IPv6 addresses are usable at once (no tentative phase).
-        if a.contains(':') {
-            run_ipn(ns, &["addr", "add", a, "dev", dev, "nodad"])?;
-        } else {
-            run_ipn(ns, &["addr", "add", a, "dev", dev])?;
-        }
-    }
+    ])?;
     for (ns, dev) in [
         (&pod, "eth0"),
         (&node, "vpod"),
@@ -72,34 +57,12 @@ pub(super) fn create(
     }
     sysctl(&node, "net.ipv4.ip_forward", "1")?;
     sysctl(&node, "net.ipv6.conf.all.forwarding", "1")?;
-    run_ipn(&pod, &["route", "add", "default", "via", "169.254.10.1"])?;
-    run_ipn(
-        &pod,
-        &["-6", "route", "add", "default", "via", "fd00:10::1"],
-    )?;
-    run_ipn(
-        &node,
-        &["route", "add", "169.254.169.254/32", "via", "169.254.20.2"],
-    )?;
-    run_ipn(
-        &node,
-        &[
-            "-6",
-            "route",
-            "add",
-            "fd00:ec2::254/128",
-            "via",
-            "fd00:20::2",
-        ],
-    )?;
-    run_ipn(
-        &imds,
-        &["route", "add", POD_SUBNET_V4, "via", "169.254.20.1"],
-    )?;
-    run_ipn(
-        &imds,
-        &["-6", "route", "add", POD_SUBNET_V6, "via", "fd00:20::1"],
-    )?;
+    add_route(&pod, "default", "169.254.10.1", None)?;
+    add_route(&pod, "default", "fd00:10::1", None)?;
+    add_route(&node, "169.254.169.254/32", "169.254.20.2", None)?;
+    add_route(&node, "fd00:ec2::254/128", "fd00:20::2", None)?;
+    add_route(&imds, POD_SUBNET_V4, "169.254.20.1", None)?;
+    add_route(&imds, POD_SUBNET_V6, "fd00:20::1", None)?;
     add_block_rules(names, block)?;
     wait_ipv6_ready(&all);
     Ok(())
@@ -138,22 +101,10 @@ impl EksNode {
         }
         let deadline = Instant::now() + Duration::from_secs(3);
         for (ns, addr) in pairs {
-            while Instant::now() < deadline {
-                let out = Command::new(ip_program())
-                    .args(["-n", self.name(ns), "neigh", "show", addr])
-                    .stdin(Stdio::null())
-                    .output();
-                match out {
-                    Ok(o) if o.status.success() => {
-                        let text = String::from_utf8_lossy(&o.stdout);
-                        if text.contains("lladdr") {
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    _ => break,
-                }
-            }
+            let args = ["-n", self.name(ns), "neigh", "show", addr];
+            poll_ip(&args, deadline, Duration::from_millis(20), |out| {
+                String::from_utf8_lossy(out).contains("lladdr")
+            });
         }
     }
 }
@@ -162,18 +113,7 @@ impl EksNode {
 fn wait_ipv6_ready(namespaces: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(5);
     for ns in namespaces {
-        while Instant::now() < deadline {
-            let out = Command::new(ip_program())
-                .args(["-n", ns, "-6", "addr", "show", "tentative"])
-                .stdin(Stdio::null())
-                .output();
-            match out {
-                Ok(o) if o.status.success() && o.stdout.is_empty() => break,
-                Ok(o) if o.status.success() => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                _ => break,
-            }
-        }
+        let args = ["-n", ns, "-6", "addr", "show", "tentative"];
+        poll_ip(&args, deadline, Duration::from_millis(50), <[u8]>::is_empty);
     }
 }

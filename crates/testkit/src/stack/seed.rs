@@ -94,27 +94,27 @@ pub(super) async fn set_enforcement(
     on: bool,
 ) -> Result<(), StackError> {
     let step = format!("reset-auth {}", if on { "0" } else { "inf" });
-    let r = http
+    let req = http
         .post(format!("{endpoint}/moto-api/reset-auth"))
         .header("content-type", "text/plain")
-        .body(if on { "0" } else { "inf" })
-        .send()
-        .await
-        .map_err(|e| StackError::Seed {
-            step: step.clone(),
-            detail: e.to_string(),
-        })?;
-    if !r.status().is_success() {
-        return Err(StackError::Seed {
-            step,
-            detail: format!(
-                "HTTP {}: {}",
-                r.status(),
-                r.text().await.unwrap_or_default()
-            ),
-        });
+        .body(if on { "0" } else { "inf" });
+    send(&step, req).await.map(drop)
+}
+
+/// Sends one seeding request; returns the body of a 2xx answer, or a
+/// [`StackError::Seed`] naming `step`.
+async fn send(step: &str, req: reqwest::RequestBuilder) -> Result<String, StackError> {
+    let seed_error = |detail| StackError::Seed {
+        step: step.into(),
+        detail,
+    };
+    let r = req.send().await.map_err(|e| seed_error(e.to_string()))?;
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(seed_error(format!("HTTP {status}: {body}")));
     }
-    Ok(())
+    Ok(body)
 }
 
 /// Seeds the stack at `endpoint` and turns enforcement on; returns the admin key.
@@ -147,53 +147,23 @@ impl Seeder<'_> {
     async fn iam(&self, step: &str, params: &[(&str, &str)]) -> Result<String, StackError> {
         let mut pairs = vec![("Version", "2010-05-08")];
         pairs.extend_from_slice(params);
-        let r = self
+        let req = self
             .http
             .post(format!("{}/", self.endpoint))
             .header("authorization", scope_auth("iam"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(form_encode(&pairs))
-            .send()
-            .await
-            .map_err(|e| StackError::Seed {
-                step: step.into(),
-                detail: e.to_string(),
-            })?;
-        let status = r.status();
-        let body = r.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(StackError::Seed {
-                step: step.into(),
-                detail: format!("HTTP {status}: {body}"),
-            });
-        }
-        Ok(body)
+            .body(form_encode(&pairs));
+        send(step, req).await
     }
 
     async fn s3_put(&self, step: &str, path: &str, body: &str) -> Result<(), StackError> {
-        let r = self
+        let req = self
             .http
             .put(format!("{}/{path}", self.endpoint))
             .header("authorization", scope_auth("s3"))
             .header("content-type", "text/plain")
-            .body(body.to_owned())
-            .send()
-            .await
-            .map_err(|e| StackError::Seed {
-                step: step.into(),
-                detail: e.to_string(),
-            })?;
-        if !r.status().is_success() {
-            return Err(StackError::Seed {
-                step: step.into(),
-                detail: format!(
-                    "HTTP {}: {}",
-                    r.status(),
-                    r.text().await.unwrap_or_default()
-                ),
-            });
-        }
-        Ok(())
+            .body(body.to_owned());
+        send(step, req).await.map(drop)
     }
 
     async fn seed(&mut self) -> Result<(), StackError> {
