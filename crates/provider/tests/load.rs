@@ -209,8 +209,22 @@ async fn thousand_callers_two_workers_real_time_http_agent() {
         }
     })
     .await;
-    let status = provider.status();
-    let requests = server.received_requests().await.unwrap().len();
+    // A background refresh may be in flight when the callers stop: its fetch
+    // is counted before its request reaches the agent. Read both at a
+    // quiescent moment (no fetch in flight, none started while reading).
+    let mut settled = None;
+    for _ in 0..500 {
+        let before = provider.status();
+        if before.fetches == before.successes + before.failures {
+            let requests = server.received_requests().await.unwrap().len();
+            if provider.status().fetches == before.fetches {
+                settled = Some((before, requests));
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, requests) = settled.expect("no quiescent moment in 5 s");
     assert_eq!(seen.errors.load(Ordering::Relaxed), 0);
     assert_eq!(status.failures, 0);
     assert_eq!(requests as u64, status.fetches, "one request per fetch");
