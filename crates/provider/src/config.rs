@@ -152,7 +152,8 @@ pub struct ContainerCredentialsEnv {
 /// [`validate_uri`]).
 ///
 /// ```
-/// use eks_pod_identity_provider::config::{container_credentials_from_env, MapEnv};
+/// use eks_pod_identity_provider::config::container_credentials_from_env;
+/// use eks_pod_identity_provider::MapEnv;
 /// let env = MapEnv::from_iter([
 ///     ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials"),
 ///     ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"),
@@ -453,7 +454,8 @@ use crate::protocol::{IMDS_ENDPOINT_V4 as IMDS_IPV4, IMDS_ENDPOINT_V6 as IMDS_IP
 /// not `http`/`https`.
 ///
 /// ```
-/// use eks_pod_identity_provider::config::{imds_endpoint_from_env, ImdsEndpointSetting, MapEnv};
+/// use eks_pod_identity_provider::config::{imds_endpoint_from_env, ImdsEndpointSetting};
+/// use eks_pod_identity_provider::MapEnv;
 /// let env = MapEnv::from_iter([("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv6")]);
 /// let ImdsEndpointSetting::Endpoint(uri) = imds_endpoint_from_env(&env, None).unwrap() else { panic!() };
 /// assert_eq!(uri.as_str(), "http://[fd00:ec2::254]/");
