@@ -63,6 +63,13 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p eks-pod-identity-provider --all-features
 
 step "cargo package (the publishable crates pack and build from their packages alone)"
 # --allow-dirty: the run may leave untracked build files; nothing is published.
+# The facade and the doctor are verified against the provider packaged here.
+# Cargo treats that copy as an immutable registry crate: it unpacks it once
+# per checkout path and reuses its build while the version stays 0.1.0, so a
+# second local run would verify against the provider of the first. Drop both
+# (a fresh CI machine has neither).
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/eks-pod-identity-provider-[0-9]*
+cargo clean -q -p eks-pod-identity-provider
 cargo package --workspace --exclude eks-pod-identity-testkit --allow-dirty --quiet
 
 step "benches build (run them with: cargo bench --bench <name> -- --quick)"
